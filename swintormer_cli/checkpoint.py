@@ -1,0 +1,169 @@
+"""The model file format: one safetensors file holding the restorer, its prior, and their configs.
+
+Tensors are stored under ``restorer.`` and ``prior.``; the safetensors metadata (text only, so nothing is
+ever unpickled) holds the Swintormer config, the prior's kind and config, and what training recorded
+(the crop size the model was trained at, its data, steps). A model trained with a prior therefore loads
+with it automatically, and a mismatch between the two is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .models import Swintormer, SwintormerConfig
+from .prior import Prior, build_prior
+
+FORMAT = "swintormer/1"
+# Parts of a prior that only training uses; inference exports may leave them out.
+TRAINING_ONLY_PREFIXES = ("prior.target_encoder.",)
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be used, with a message that names it."""
+
+
+@dataclass
+class ModelBundle:
+    """A restorer, its prior (or None), and what the file said about them."""
+
+    model: Swintormer
+    prior: Prior | None
+    prior_kind: str = "none"
+    training: dict = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def config(self) -> SwintormerConfig:
+        return self.model.config
+
+    @property
+    def trained_window(self) -> int | None:
+        value = self.training.get("window") or self.training.get("crop_size")
+        return int(value) if value else None
+
+
+def prior_spec(prior: Prior | None) -> dict:
+    if prior is None:
+        return {"kind": "none"}
+    spec = {"kind": prior.kind}
+    if hasattr(prior, "config"):
+        spec["config"] = prior.config.to_dict()
+    if getattr(prior, "source", None):
+        spec["source"] = prior.source
+    return spec
+
+
+def state_tensors(model: Swintormer, prior: Prior | None, inference_only: bool = False) -> dict[str, torch.Tensor]:
+    tensors = {f"restorer.{k}": v for k, v in model.state_dict().items()}
+    if prior is not None and prior.kind == "latent":
+        tensors.update({f"prior.{k}": v for k, v in prior.state_dict().items()})
+    if inference_only:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
+    return {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+
+
+def save_model(
+    path: str | Path,
+    model: Swintormer,
+    prior: Prior | None = None,
+    training: dict | None = None,
+    inference_only: bool = False,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a model file atomically (a temporary file in the same folder, then a rename)."""
+    path = Path(path)
+    tensors = state_tensors(model, prior, inference_only)
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    metadata = {
+        "format": FORMAT,
+        "swintormer_config": json.dumps(model.config.to_dict()),
+        "prior": json.dumps(prior_spec(prior)),
+        "training": json.dumps(training or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a swintormer model file (no '{FORMAT}' format tag)")
+    try:
+        return {
+            "swintormer_config": json.loads(meta["swintormer_config"]),
+            "prior": json.loads(meta.get("prior", '{"kind": "none"}')),
+            "training": json.loads(meta.get("training", "{}")),
+        }
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: damaged model metadata ({exc})") from exc
+
+
+def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle:
+    """Build the restorer and its prior from a model file and load their weights."""
+    path = Path(path)
+    meta = read_metadata(path)
+    config = SwintormerConfig.from_dict(meta["swintormer_config"])
+    spec = meta["prior"]
+    kind = spec.get("kind", "none")
+    if kind == "none" and config.prior_channels:
+        raise CheckpointError(
+            f"{path}: the network expects a prior ({config.prior_channels} channels) but none is recorded"
+        )
+    model = Swintormer(config)
+    prior = build_prior(kind, spec.get("config"), in_views=config.in_views, source=prior_source or spec.get("source"))
+    tensors = load_file(str(path))
+    restorer = {k[len("restorer.") :]: v for k, v in tensors.items() if k.startswith("restorer.")}
+    load_restorer(model, restorer, str(path))
+    if prior is not None and kind == "latent":
+        state = {k[len("prior.") :]: v for k, v in tensors.items() if k.startswith("prior.")}
+        missing, unexpected = prior.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not f"prior.{k}".startswith(TRAINING_ONLY_PREFIXES)]
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{path}: prior weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+    model.eval()
+    if prior is not None:
+        prior.eval()
+    return ModelBundle(model, prior, kind, meta["training"], str(path))
+
+
+def load_restorer(model: Swintormer, state: dict[str, torch.Tensor], name: str) -> None:
+    """Load restorer weights, with a clear message when the checkpoint and the network disagree on the prior."""
+    has_prior_weights = any(k.startswith("prior_") for k in state)
+    if has_prior_weights and not model.config.prior_channels:
+        raise CheckpointError(
+            f"{name}: this checkpoint was trained with a prior, but the network was built without one "
+            "(prior_channels = 0); build it with the checkpoint's config (load_model does)"
+        )
+    if not has_prior_weights and model.config.prior_channels:
+        raise CheckpointError(f"{name}: this checkpoint has no prior weights, but the network was built with a prior")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{name}: weights do not match the network "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+        )

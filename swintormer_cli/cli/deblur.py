@@ -1,0 +1,168 @@
+"""`swintormer deblur`: files, folders and globs in; restored images out."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    PipelineFlags,
+    describe,
+    err,
+    interactive,
+    load_bundle,
+    make_pipeline,
+    usage_error,
+)
+
+
+def deblur(
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders or quoted globs."),
+    output: str | None = typer.Option(
+        None, "-o", "--output", help="Output file (one input) or folder. Default: beside each input."
+    ),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into subfolders (mirrored under -o)."),
+    suffix: str | None = typer.Option(None, help="Added to output names. Default: '' with -o, '_deblurred' without."),
+    ext: str = typer.Option("auto", help="Output format: auto (same as input), png, jpg, webp or tiff."),
+    quality: int = typer.Option(95, min=1, max=100, help="JPEG/WebP quality."),
+    overwrite: bool = typer.Option(False, help="Replace existing outputs (default: skip them, so a batch resumes)."),
+    strip_metadata: bool = typer.Option(False, help="Do not copy EXIF and the ICC profile to the outputs."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name (see `weights list`)."),
+    weights: str | None = typer.Option(None, help="A .safetensors model file or a folder holding one."),
+    window: int | None = typer.Option(None, help="Tile size in pixels. Default: the model's training window."),
+    shift: int | None = typer.Option(None, help="Distance between tile origins. Default: 3/4 of the window."),
+    blend: str = typer.Option("average", help="Merge overlaps by average (the paper) or feather."),
+    memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 4GiB. Default: half of free memory."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option("auto", help="auto (fp32 on CPU, bf16/fp16 on GPU), fp32, fp16 or bf16."),
+    prior_steps: int = typer.Option(20, help="Diffusion prior sampling steps (models with a prior)."),
+    sampler: str = typer.Option("ddim", help="Prior sampler: ddim or ddpm."),
+    eta: float = typer.Option(0.0, help="DDIM eta (0: deterministic)."),
+    seed: int = typer.Option(0, help="Seed of the prior's noise: the same seed gives the same image."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors, the set-up line and the summary."),
+) -> None:
+    """Deblur images: one file, several, folders (--recursive) or globs."""
+    from ..inference.batch import deblur_file, plan_jobs, shard
+    from ..io import OUTPUT_FORMATS
+    from ..training.distributed import launch_info, rank_device
+
+    if ext != "auto" and ext.lower() not in OUTPUT_FORMATS:
+        raise usage_error(f"--ext must be auto, png, jpg, webp or tiff, got {ext!r}")
+    plan = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, ext=ext)
+    for problem in plan.problems:
+        err.print(f"[red]failed:[/] {problem}")
+    if not plan.jobs:
+        err.print("nothing to do: no readable inputs")
+        raise typer.Exit(EXIT_FAILED)
+
+    dist = launch_info()
+    jobs = shard(plan.jobs, dist.rank, dist.world)
+    flags = PipelineFlags(
+        model,
+        weights,
+        window,
+        shift,
+        blend,
+        memory_budget,
+        rank_device(device, dist),
+        precision,
+        prior_steps,
+        sampler,
+        eta,
+        seed,
+    )
+    resolved, bundle = load_bundle(flags)
+    pipe = make_pipeline(flags, bundle, resolved.name)
+    rank_note = f" | rank {dist.rank}/{dist.world}: {len(jobs)} of {len(plan.jobs)} files" if dist.enabled else ""
+    err.print(describe(pipe, resolved.origin) + rank_note)
+
+    counts = {"done": 0, "skipped": 0, "failed": len(plan.problems)}
+    megapixels, started = 0.0, time.perf_counter()
+    progress = _Progress(len(jobs), enabled=interactive() and not quiet)
+    try:
+        for index, job in enumerate(jobs, 1):
+            progress.start_file(job.source.name)
+            outcome = deblur_file(
+                pipe,
+                job,
+                overwrite=overwrite,
+                quality=quality,
+                strip_metadata=strip_metadata,
+                tile_progress=progress.tiles,
+            )
+            counts[outcome.status] += 1
+            megapixels += outcome.megapixels
+            progress.end_file()
+            if outcome.status == "failed":
+                progress.print(f"[red]failed:[/] {outcome.message}")
+            elif not quiet:
+                if outcome.status == "skipped":
+                    progress.print(f"[{index}/{len(jobs)}] skipped {job.output}: {outcome.message}")
+                else:
+                    rate = outcome.megapixels / max(outcome.seconds, 1e-9)
+                    progress.print(
+                        f"[{index}/{len(jobs)}] {job.source} -> {job.output} ({outcome.seconds:.1f} s, {rate:.2f} MP/s)"
+                    )
+                for note in outcome.notes:
+                    progress.print(f"  note: {note}")
+    except KeyboardInterrupt:
+        progress.close()
+        err.print(f"interrupted: {counts['done']} written, no partial files left; run again to resume")
+        raise typer.Exit(130) from None
+    progress.close()
+    seconds = time.perf_counter() - started
+    rate = f", {megapixels / seconds:.2f} MP/s" if counts["done"] else ""
+    err.print(
+        f"{counts['done']} deblurred, {counts['skipped']} skipped, {counts['failed']} failed in {seconds:.1f} s{rate}"
+    )
+    raise typer.Exit(EXIT_FAILED if counts["failed"] else EXIT_OK)
+
+
+class _Progress:
+    """Rich bars for files and for the tiles of the current file, on a terminal; plain lines otherwise."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
+        self.bar.start()
+        self.files = self.bar.add_task("files", total=total)
+        self.tile_task = None
+
+    def start_file(self, name: str) -> None:
+        if self.enabled:
+            self.tile_task = self.bar.add_task(f"  {name}", total=None)
+
+    def tiles(self, done: int, total: int) -> None:
+        if self.enabled and self.tile_task is not None:
+            self.bar.update(self.tile_task, completed=done, total=total)
+
+    def end_file(self) -> None:
+        if self.enabled:
+            if self.tile_task is not None:
+                self.bar.remove_task(self.tile_task)
+                self.tile_task = None
+            self.bar.advance(self.files)
+
+    def print(self, text: str) -> None:
+        (self.bar.console if self.enabled else err).print(text)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+__all__ = ["deblur"]

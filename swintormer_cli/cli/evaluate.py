@@ -1,0 +1,220 @@
+"""`swintormer eval` (DPDD protocol, paired folders, sweeps) and `swintormer bench`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from .common import (
+    EXIT_FAILED,
+    PipelineFlags,
+    describe,
+    err,
+    failure,
+    load_bundle,
+    make_pipeline,
+    out,
+    parse_list,
+    usage_error,
+)
+
+
+def evaluate(
+    dataset: str = typer.Option("pairs", help="dpdd (the DPDD test tree) or pairs (a source/ + target/ folder)."),
+    data_root: Path = typer.Option(..., help="The DPDD root or the paired folder."),
+    views: str = typer.Option("single", help="dpdd: single (8-bit centre view) or dual (16-bit left/right)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name (default: the default)."),
+    weights: str | None = typer.Option(None, help="A .safetensors model file or a folder holding one."),
+    window: str | None = typer.Option(None, help="Tile size, or a comma list to sweep (e.g. 256,512)."),
+    shift: str | None = typer.Option(None, help="Tile shift, or a comma list (default: 3/4 of each window)."),
+    blend: str = typer.Option("average", help="average, feather, or both: average,feather."),
+    prior_steps: str = typer.Option("20", help="Prior sampling steps, or a comma list (e.g. 5,10,20,50)."),
+    sampler: str = typer.Option("ddim", help="Prior sampler: ddim or ddpm."),
+    eta: float = typer.Option(0.0, help="DDIM eta."),
+    seed: int = typer.Option(0, help="Seed of the prior's noise."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option("auto", help="auto, fp32, fp16 or bf16."),
+    memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 4GiB."),
+    gain_compensate: bool = typer.Option(
+        False, help="Add gain-compensated PSNR (for real pairs whose exposure differs)."
+    ),
+    lpips: bool = typer.Option(True, help="Compute LPIPS when the lpips package and its weights are available."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the full report (per image) as JSON."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Write per-image rows and averages as CSV."),
+    save_images: Path | None = typer.Option(None, help="Write the restored images into this folder."),
+) -> None:
+    """Score a model against ground truth; the blurry input's scores come first."""
+    from rich.progress import Progress
+
+    from ..evaluation.datasets import dpdd_set, pairs_set
+    from ..evaluation.report import tables, write_csv, write_json
+    from ..evaluation.runner import LPIPSMetric, sweep
+    from ..evaluation.runner import evaluate as run_eval
+
+    if dataset not in ("dpdd", "pairs"):
+        raise usage_error(f"--dataset must be dpdd or pairs, got {dataset!r}")
+    if views not in ("single", "dual"):
+        raise usage_error(f"--views must be single or dual, got {views!r}")
+    try:
+        eval_set = dpdd_set(data_root, views) if dataset == "dpdd" else pairs_set(data_root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise failure(str(exc)) from exc
+
+    base = PipelineFlags(
+        model, weights, None, None, "average", memory_budget, device, precision, 20, sampler, eta, seed
+    )
+    resolved, bundle = load_bundle(base)
+    if bundle.model.config.in_views != eval_set.views:
+        raise usage_error(f"the model takes {bundle.model.config.in_views} view(s) but the data has {eval_set.views}")
+    trained = bundle.trained_window or 256
+    windows = parse_list(window, int) or [trained]
+    shifts = parse_list(shift, int) or [None]
+    blends = parse_list(blend)
+    steps = parse_list(prior_steps, int) if bundle.prior is not None else [None]
+    for b in blends:
+        if b not in ("average", "feather"):
+            raise usage_error(f"--blend values must be average or feather, got {b!r}")
+    settings, skipped = sweep(windows, shifts, blends, steps)
+    for s in skipped:
+        err.print(f"sweep: left out {s}")
+    if not settings:
+        raise usage_error("no valid window/shift combination to run")
+
+    def build(setting):
+        flags = PipelineFlags(
+            model,
+            weights,
+            setting.window,
+            setting.shift,
+            setting.blend,
+            memory_budget,
+            device,
+            precision,
+            setting.prior_steps or 20,
+            sampler,
+            eta,
+            seed,
+        )
+        return make_pipeline(flags, bundle, resolved.name)
+
+    first = build(settings[0])
+    err.print(describe(first, resolved.origin))
+    info = {
+        "name": resolved.name,
+        "origin": resolved.origin,
+        "path": str(resolved.path),
+        "sha256": resolved.sha256
+        or __import__("swintormer_cli.weights", fromlist=["sha256_of"]).sha256_of(resolved.path),
+        "prior": bundle.prior_kind,
+        "config": bundle.config.to_dict(),
+        "training": bundle.training,
+        "device": first.describe()["device"],
+        "precision": first.precision,
+        "sampler": sampler,
+        "eta": eta,
+        "seed": seed,
+        "memory_budget": first.memory_budget,
+    }
+    lpips_metric = LPIPSMetric(lpips)
+    try:
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+            task = progress.add_task("evaluating", total=len(eval_set.items) * len(settings))
+
+            def tick(name, done, total):
+                progress.update(task, completed=done, description=f"evaluating {name}")
+
+            report = run_eval(
+                eval_set,
+                lambda s: first if s == settings[0] else build(s),
+                settings,
+                gain_compensate=gain_compensate,
+                lpips_metric=lpips_metric,
+                save_images=save_images,
+                on_image=tick,
+                model_info=info,
+            )
+    except (ValueError, MemoryError) as exc:
+        raise failure(str(exc)) from exc
+    for table in tables(report):
+        out.print(table)
+    for note in report.notes:
+        err.print(f"note: {note}")
+    if json_path:
+        write_json(report, json_path)
+    if csv_path:
+        write_csv(report, csv_path)
+
+
+def bench(
+    size: str = typer.Option("1024x1024", help="Image size HxW (or a megapixel count like 12MP)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name."),
+    weights: str | None = typer.Option(None, help="A .safetensors model file."),
+    preset: str | None = typer.Option(None, help="Time a randomly initialised preset instead of trained weights."),
+    window: int = typer.Option(256, help="Tile size."),
+    shift: int | None = typer.Option(None, help="Tile shift (default: 3/4 of the window)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option("auto", help="auto, fp32, fp16 or bf16."),
+    memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 2GiB."),
+    prior_steps: int = typer.Option(20, help="Prior sampling steps (models with a prior)."),
+    repeats: int = typer.Option(1, help="Runs; the fastest is reported."),
+    json_path: Path | None = typer.Option(None, "--json", help="Also write the result as JSON."),
+) -> None:
+    """Throughput (megapixels/s) and peak memory of the tiled pipeline on a synthetic image."""
+    from rich.table import Table
+
+    from ..checkpoint import ModelBundle
+    from ..evaluation.bench import run_tiled, synthetic_image
+    from ..inference.memory import format_size
+    from ..models import PRESETS, Swintormer
+    from ..models import preset as make_preset
+
+    height, width = _parse_size(size)
+    if preset:
+        if preset not in PRESETS:
+            raise usage_error(f"unknown preset {preset!r}")
+        bundle, name, origin = ModelBundle(Swintormer(make_preset(preset)).eval(), None), f"{preset} (random)", "preset"
+    else:
+        resolved, bundle = load_bundle(PipelineFlags(model, weights))
+        name, origin = resolved.name, resolved.origin
+    flags = PipelineFlags(model, weights, window, shift, "average", memory_budget, device, precision, prior_steps)
+    pipe = make_pipeline(flags, bundle, name)
+    err.print(describe(pipe, origin))
+    image = synthetic_image(height, width, bundle.model.config.in_views)
+    result = run_tiled(pipe, image, repeats)
+    result.update(pipe.describe(), height=height, width=width)
+    table = Table(title="swintormer bench")
+    for column in ("model", "size", "device", "precision", "window/shift", "tiles", "batch", "MP/s", "peak memory"):
+        table.add_column(column)
+    table.add_row(
+        name,
+        f"{height}x{width} ({result['megapixels']:.1f} MP)",
+        result["device"],
+        result["precision"],
+        f"{result['window']}/{result['shift']}",
+        str(result["tiles"]),
+        str(result["batch"]),
+        f"{result['megapixels_per_s']:.3f}",
+        format_size(result["peak_bytes"]) if result["peak_bytes"] else "n/a",
+    )
+    out.print(table)
+    out.print_json(json.dumps(result))
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    t = text.strip().lower()
+    try:
+        if t.endswith("mp"):
+            mp = float(t[:-2]) * 1e6
+            height = int(round((mp * 3 / 4) ** 0.5))
+            return height, int(round(mp / height))
+        h, w = t.split("x")
+        return int(h), int(w)
+    except ValueError as exc:
+        raise usage_error(f"--size must be HxW or NMP (e.g. 3000x4000 or 12MP), got {text!r}") from exc
+
+
+__all__ = ["bench", "evaluate", "EXIT_FAILED"]

@@ -1,0 +1,281 @@
+"""Training datasets: sharp photos (degraded later, on the device), paired folders, DPDD trees.
+
+Every sample is a pure function of (seed, global sample index): which image, where the crop is, its
+scale, flips and rotation. That makes a run reproducible and a resumed run identical to an uninterrupted
+one, whatever the number of loader workers.
+
+An image that cannot be read is skipped with one warning naming it, and another image is used instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, Sampler
+
+from ..io import IMAGE_EXTENSIONS, ImageReadError, read_image
+
+log = logging.getLogger("swintormer.data")
+
+
+def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        p
+        for p in root.glob(pattern)
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.parts[-1:])
+    )
+
+
+def sample_generator(seed: int, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + index) % (2**63 - 1))
+
+
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    """HxWxC uint8/uint16 -> CxHxW float32 in [0, 1]."""
+    scale = 65535.0 if array.dtype == np.uint16 else 255.0
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / scale
+
+
+def augment(tensors: list[torch.Tensor], g: torch.Generator) -> list[torch.Tensor]:
+    """The same random flip and 90-degree rotation for every tensor of a sample."""
+    flip_h, flip_v = (torch.rand(2, generator=g) < 0.5).tolist()
+    turns = int(torch.randint(0, 4, (1,), generator=g))
+    out = []
+    for t in tensors:
+        if flip_h:
+            t = t.flip(-1)
+        if flip_v:
+            t = t.flip(-2)
+        out.append(torch.rot90(t, turns, dims=(-2, -1)) if turns else t)
+    return out
+
+
+class _ImageStore:
+    """Decodes images on demand, optionally keeping them; remembers unreadable files."""
+
+    def __init__(self, paths: list[Path], cache: bool):
+        self.paths = paths
+        self.cache = cache
+        self._images: dict[int, torch.Tensor] = {}
+        self.bad: set[int] = set()
+
+    def get(self, i: int) -> torch.Tensor | None:
+        if i in self.bad:
+            return None
+        if i in self._images:
+            return self._images[i]
+        try:
+            image = read_image(self.paths[i], keep_alpha=False).pixels
+        except ImageReadError as exc:
+            self.bad.add(i)
+            log.warning("skipping %s: %s", self.paths[i], exc.reason)
+            return None
+        tensor = _to_tensor(image)
+        if tensor.shape[0] == 1:
+            tensor = tensor.expand(3, -1, -1).contiguous()
+        if self.cache:
+            self._images[i] = tensor
+        return tensor
+
+
+class SharpImages(Dataset):
+    """Random crops of sharp photos, ``crop_size + 2 * margin`` square, resized by a random factor.
+
+    The margin gives the blur real content to spread in from; the trainer cuts it off after degrading.
+    """
+
+    def __init__(
+        self,
+        roots: list[str | Path],
+        crop_size: int,
+        margin: int = 0,
+        scale=(1.0, 1.0),
+        seed: int = 0,
+        cache: bool = True,
+    ):
+        paths: list[Path] = []
+        for root in roots:
+            paths += list_images(root)
+        if not paths:
+            raise FileNotFoundError(f"no images found in {', '.join(map(str, roots))}")
+        self.store = _ImageStore(paths, cache)
+        self.size = crop_size + 2 * margin
+        self.margin = margin
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return 2**62  # indexed by global sample number
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        g = sample_generator(self.seed, index)
+        for _ in range(100):
+            i = int(torch.randint(0, len(self.store.paths), (1,), generator=g))
+            image = self.store.get(i)
+            if image is not None:
+                return augment([self._crop(image, g)], g)[0]
+        raise RuntimeError("no readable training image found after 100 tries")
+
+    def _crop(self, image: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        _, h, w = image.shape
+        lo, hi = self.scale
+        s = lo + (hi - lo) * float(torch.rand(1, generator=g))
+        # Never upsample a photo: the sharp target must stay sharp.
+        s = min(s, 1.0)
+        s = max(s, self.size / min(h, w))
+        src = int(math.ceil(self.size / s))
+        src = min(src, h, w)
+        y = int(torch.randint(0, h - src + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - src + 1, (1,), generator=g))
+        crop = image[:, y : y + src, x : x + src]
+        if src != self.size:
+            crop = F.interpolate(
+                crop[None], size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+            )[0].clamp(0, 1)
+        return crop
+
+
+@dataclass
+class PairedSample:
+    source: torch.Tensor
+    target: torch.Tensor
+
+
+def _paired_paths(source_dirs: list[Path], target_dir: Path) -> list[tuple[list[Path], Path]]:
+    pairs = []
+    for target in list_images(target_dir, recursive=False):
+        sources = [d / target.name for d in source_dirs]
+        if all(s.is_file() for s in sources):
+            pairs.append((sources, target))
+        else:
+            log.warning("skipping %s: no source image with the same name", target)
+    if not pairs:
+        raise FileNotFoundError(f"no image pairs found for {target_dir}")
+    return pairs
+
+
+def dpdd_dirs(root: str | Path, split: str, views: str) -> tuple[list[Path], Path]:
+    """(source folders, target folder) of a DPDD split in either layout.
+
+    Official: ``{split}_c/source``, ``{split}_c/target``, ``{split}_l/source``, ``{split}_r/source``.
+    Restormer's: ``{split}/DPDD/inputC|inputL|inputR|target`` (also accepted one level down: ``{split}/``).
+    """
+    root = Path(root)
+    if views not in ("single", "dual"):
+        raise ValueError(f"views must be 'single' or 'dual', got {views!r}")
+    official = root / f"{split}_c"
+    if official.is_dir():
+        sources = (
+            [official / "source"]
+            if views == "single"
+            else [root / f"{split}_l" / "source", root / f"{split}_r" / "source"]
+        )
+        return sources, official / "target"
+    for base in (root / split / "DPDD", root / split, root):
+        if (base / "target").is_dir() and (base / "inputC").is_dir():
+            sources = [base / "inputC"] if views == "single" else [base / "inputL", base / "inputR"]
+            return sources, base / "target"
+    raise FileNotFoundError(
+        f"{root}: not a DPDD {split} tree (expected {split}_c/source + {split}_c/target, "
+        f"or {split}/DPDD/inputC + target)"
+    )
+
+
+class PairedImages(Dataset):
+    """Aligned random crops from paired folders: one or two source views and a target.
+
+    Single-view inputs are read as 8-bit, dual-pixel views as 16-bit (the DPDD protocol).
+    """
+
+    def __init__(self, pairs: list[tuple[list[Path], Path]], crop_size: int, seed: int = 0, cache: bool = True):
+        self.pairs = pairs
+        self.crop_size = crop_size
+        self.seed = seed
+        self.cache = cache
+        self._images: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.bad: set[int] = set()
+
+    @classmethod
+    def from_folder(cls, root: str | Path, crop_size: int, **kw) -> PairedImages:
+        root = Path(root)
+        return cls(_paired_paths([root / "source"], root / "target"), crop_size, **kw)
+
+    @classmethod
+    def from_dpdd(cls, root: str | Path, crop_size: int, views: str = "single", **kw) -> PairedImages:
+        sources, target = dpdd_dirs(root, "train", views)
+        return cls(_paired_paths(sources, target), crop_size, **kw)
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def _load(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if i in self.bad:
+            return None
+        if i in self._images:
+            return self._images[i]
+        sources, target = self.pairs[i]
+        try:
+            src = torch.cat([_to_tensor(read_image(p, keep_alpha=False).rgb()) for p in sources])
+            tgt = _to_tensor(read_image(target, keep_alpha=False).rgb())
+        except ImageReadError as exc:
+            self.bad.add(i)
+            log.warning("skipping %s: %s", exc.path, exc.reason)
+            return None
+        if src.shape[-2:] != tgt.shape[-2:]:
+            self.bad.add(i)
+            log.warning("skipping %s: source and target sizes differ", target)
+            return None
+        if self.cache:
+            self._images[i] = (src, tgt)
+        return src, tgt
+
+    def __getitem__(self, index: int) -> PairedSample:
+        g = sample_generator(self.seed, index)
+        for _ in range(100):
+            i = int(torch.randint(0, len(self.pairs), (1,), generator=g))
+            loaded = self._load(i)
+            if loaded is None:
+                continue
+            src, tgt = loaded
+            _, h, w = tgt.shape
+            c = min(self.crop_size, h, w)
+            y = int(torch.randint(0, h - c + 1, (1,), generator=g))
+            x = int(torch.randint(0, w - c + 1, (1,), generator=g))
+            s, t = augment([src[:, y : y + c, x : x + c], tgt[:, y : y + c, x : x + c]], g)
+            return PairedSample(s, t)
+        raise RuntimeError("no readable training pair found after 100 tries")
+
+
+def collate_pairs(samples: list[PairedSample]) -> PairedSample:
+    return PairedSample(torch.stack([s.source for s in samples]), torch.stack([s.target for s in samples]))
+
+
+class StepSampler(Sampler[int]):
+    """Global sample indices for steps [start_step, end_step) of one rank: rank r of W takes samples
+    ((step * W + r) * batch + j)."""
+
+    def __init__(self, start_step: int, end_step: int, batch_size: int, rank: int = 0, world: int = 1):
+        self.start, self.end, self.batch = start_step, end_step, batch_size
+        self.rank, self.world = rank, world
+
+    def __iter__(self):
+        for step in range(self.start, self.end):
+            base = (step * self.world + self.rank) * self.batch
+            yield from range(base, base + self.batch)
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start) * self.batch

@@ -1,0 +1,254 @@
+"""Scoring a model on an evaluation set, for one setting or a sweep of them.
+
+Every report starts with the blurry input's own scores, then one row per model setting (a sweep over
+window, shift, prior steps and blend gives several), then reference outputs found beside the data
+(e.g. DPDNet's). Metrics are computed on the restored float image clipped to [0, 1], before any
+quantisation, as Restormer's DPDD test script does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_write_bytes, encode_image, to_pixels
+from .datasets import EvalSet, load_pixels
+from .metrics import finite_mean, gain_compensated_psnr, mae, psnr, ssim
+
+METRICS = ("psnr", "ssim", "mae", "lpips", "gc_psnr")
+
+
+@dataclass(frozen=True)
+class Setting:
+    window: int
+    shift: int
+    blend: str = "average"
+    prior_steps: int | None = None
+
+    @property
+    def label(self) -> str:
+        text = f"window {self.window} / shift {self.shift}, {self.blend}"
+        if self.prior_steps is not None:
+            text += f", {self.prior_steps} prior steps"
+        return text
+
+    @property
+    def slug(self) -> str:
+        text = f"w{self.window}-s{self.shift}-{self.blend}"
+        return text + (f"-p{self.prior_steps}" if self.prior_steps is not None else "")
+
+
+def sweep(
+    windows: list[int], shifts: list[int | None], blends: list[str], steps: list[int | None]
+) -> tuple[list[Setting], list[str]]:
+    """The grid of settings; combinations with shift > window are left out (and said so)."""
+    settings, skipped = [], []
+    for window, shift, blend, step in itertools.product(windows, shifts, blends, steps):
+        s = shift if shift is not None else max(1, window * 3 // 4)
+        if s > window:
+            skipped.append(f"shift {s} > window {window}")
+            continue
+        settings.append(Setting(window, s, blend, step))
+    return list(dict.fromkeys(settings)), skipped
+
+
+class LPIPSMetric:
+    """AlexNet LPIPS (``normalize=True``) when the ``lpips`` package and its weights load; otherwise n/a."""
+
+    def __init__(self, enabled: bool = True):
+        self.model = None
+        self.reason = "LPIPS not requested"
+        if not enabled:
+            return
+        try:
+            import contextlib
+            import io
+
+            import lpips  # noqa: F401
+
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.model = lpips.LPIPS(net="alex", verbose=False).eval()
+            self.reason = ""
+        except Exception as exc:  # noqa: BLE001 - any failure means the metric is unavailable
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.reason = (
+                f"LPIPS n/a ({first[:120]}): `pip install lpips` and make its AlexNet weights available "
+                "(torchvision downloads them once, or place them in the torch hub cache)"
+            )
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+    def __call__(self, output: np.ndarray, target: np.ndarray) -> float | None:
+        if self.model is None:
+            return None
+        import torch
+
+        def to(t):
+            return torch.from_numpy(np.ascontiguousarray(t, dtype=np.float32)).permute(2, 0, 1)[None]
+
+        with torch.no_grad():
+            return float(self.model(to(output), to(target), normalize=True))
+
+
+def score(output: np.ndarray, target: np.ndarray, lpips_metric: LPIPSMetric | None, gain_compensate: bool) -> dict:
+    output = np.clip(output, 0, 1)
+    row = {"psnr": psnr(output, target), "ssim": ssim(output, target), "mae": mae(output, target)}
+    row["lpips"] = lpips_metric(output, target) if lpips_metric is not None else None
+    row["gc_psnr"] = gain_compensated_psnr(output, target) if gain_compensate else None
+    return row
+
+
+@dataclass
+class Row:
+    label: str
+    kind: str
+    """``input``, ``model`` or ``reference``."""
+    setting: dict | None = None
+    images: list[dict] = field(default_factory=list)
+    averages: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    gain: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summarise(self, groups: dict[str, list[int]]) -> None:
+        for group, indices in groups.items():
+            chosen = [self.images[i] for i in indices if i < len(self.images)]
+            self.averages[group] = {
+                m: (finite_mean([r[m] for r in chosen]) if any(r.get(m) is not None for r in chosen) else None)
+                for m in METRICS
+            }
+
+
+@dataclass
+class EvalReport:
+    dataset: dict
+    model: dict
+    run: dict
+    rows: list[Row]
+    notes: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "run": self.run,
+            "notes": self.notes,
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+
+def versions() -> dict:
+    import diffusers
+    import skimage
+    import torch
+
+    from .. import __version__
+
+    return {
+        "swintormer": __version__,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "numpy": np.__version__,
+        "scikit-image": skimage.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _input_view(sources: list[np.ndarray]) -> np.ndarray:
+    # The blurry "input" of a dual-pixel pair is the mean of its two views (the centre view, in effect).
+    return sources[0] if len(sources) == 1 else (sources[0] + sources[1]) / 2
+
+
+def evaluate(
+    eval_set: EvalSet,
+    make_pipeline: Callable[[Setting], object] | None,
+    settings: list[Setting],
+    *,
+    gain_compensate: bool = False,
+    lpips_metric: LPIPSMetric | None = None,
+    save_images: Path | None = None,
+    on_image: Callable[[str, int, int], None] | None = None,
+    model_info: dict | None = None,
+) -> EvalReport:
+    """Score the input, every setting, and the references, image by image."""
+    groups = {"all": list(range(len(eval_set.items)))}
+    if eval_set.scenes:
+        groups.update(eval_set.scenes)
+    cache: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}
+    keep = len(settings) > 1
+
+    def load(i: int):
+        if i in cache:
+            return cache[i]
+        item = eval_set.items[i]
+        pair = ([load_pixels(p, eval_set.bits) for p in item.sources], load_pixels(item.target, eval_set.bits))
+        if item.sources and pair[0][0].shape != pair[1].shape:
+            raise ValueError(
+                f"{item.sources[0]} is {pair[0][0].shape[1]}x{pair[0][0].shape[0]} but its target "
+                f"{item.target} is {pair[1].shape[1]}x{pair[1].shape[0]}"
+            )
+        if keep:
+            cache[i] = pair
+        return pair
+
+    input_row = Row("input (blurry)", "input")
+    model_rows = [Row(f"model: {s.label}", "model", asdict(s)) for s in settings] if make_pipeline else []
+    ref_rows = {name: Row(f"reference: {name}", "reference") for name in eval_set.references}
+    pipelines = {}
+    total = len(eval_set.items) * max(1, len(model_rows))
+    done = 0
+    for i, item in enumerate(eval_set.items):
+        sources, target = load(i)
+        input_row.images.append(
+            {"name": item.name, **score(_input_view(sources), target, lpips_metric, gain_compensate)}
+        )
+        for name, folder in eval_set.references.items():
+            ref = load_pixels(folder / item.target.name, eval_set.bits)
+            ref_rows[name].images.append({"name": item.name, **score(ref, target, lpips_metric, gain_compensate)})
+    for row, setting in zip(model_rows, settings, strict=True):
+        if setting not in pipelines:
+            pipelines = {setting: make_pipeline(setting)}
+        pipe = pipelines[setting]
+        for i, item in enumerate(eval_set.items):
+            sources, target = load(i)
+            start = time.perf_counter()
+            restored = pipe(np.concatenate(sources, axis=2))
+            row.seconds += time.perf_counter() - start
+            row.images.append({"name": item.name, **score(restored, target, lpips_metric, gain_compensate)})
+            if save_images is not None:
+                folder = save_images / setting.slug if len(settings) > 1 else save_images
+                data, _ = encode_image(to_pixels(restored, eval_set.bits), ".png")
+                atomic_write_bytes(folder / f"{item.name}.png", data)
+            done += 1
+            if on_image is not None:
+                on_image(item.name, done, total)
+    rows = [input_row, *model_rows, *ref_rows.values()]
+    for row in rows:
+        row.summarise(groups)
+    base = input_row.averages["all"]
+    for row in rows[1:]:
+        row.gain = {
+            m: row.averages["all"][m] - base[m]
+            for m in ("psnr", "ssim", "gc_psnr")
+            if row.averages["all"].get(m) is not None and base.get(m) is not None
+        }
+    notes = [eval_set.note] if eval_set.note else []
+    if lpips_metric is not None and not lpips_metric.available:
+        notes.append(lpips_metric.reason)
+    dataset = {
+        "name": eval_set.name,
+        "root": str(eval_set.root),
+        "images": len(eval_set.items),
+        "views": eval_set.views,
+        "bits": eval_set.bits,
+        "scene_groups": sorted(groups),
+    }
+    run = {"versions": versions(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gain_compensate": gain_compensate}
+    return EvalReport(dataset, model_info or {}, run, rows, notes)

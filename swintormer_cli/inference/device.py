@@ -1,0 +1,53 @@
+"""Choosing the device and the numeric precision a model runs in."""
+
+from __future__ import annotations
+
+import torch
+
+DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU. Asking for a device that is not there is an error."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {spec!r} (use {DEVICES_HELP})") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {spec!r} asked for, but this PyTorch sees no CUDA GPU")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) exist")
+    elif device.type == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ValueError("device 'mps' asked for, but this PyTorch sees no Apple GPU")
+    elif device.type != "cpu":
+        raise ValueError(f"unsupported device {spec!r} (use {DEVICES_HELP})")
+    return device
+
+
+def resolve_precision(spec: str, device: torch.device) -> torch.dtype:
+    """``auto``: fp32 on the CPU, bf16 on GPUs that support it, else fp16."""
+    spec = (spec or "auto").strip().lower()
+    if spec not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {spec!r}")
+    if spec != "auto":
+        return _DTYPES[spec]
+    if device.type == "cpu":
+        return torch.float32
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in _DTYPES.items()}[dtype]

@@ -1,0 +1,261 @@
+"""DeblurPipeline: weights -> prior -> overlapping tiles -> merged image, in a bounded memory budget.
+
+The whole image and the merge accumulators stay in CPU memory; tiles are cut on the CPU, streamed to the
+device in batches, restored, and brought back. The batch size comes from the memory budget: one tile's peak
+is measured, then the budget is filled with as many tiles as fit, halving on out-of-memory.
+
+For a model with a diffusion prior, the sampling noise is drawn once for the whole image's latent grid
+from ``seed`` and each tile takes its crop, so the result depends neither on the tile batch size nor on the
+order tiles run in, and one seed gives the same image again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import ModelBundle
+from ..models import Swintormer
+from ..prior import SAMPLERS, Prior, noise_draws
+from .device import precision_name, resolve_device, resolve_precision
+from .memory import PeakMeter, default_budget, is_out_of_memory, parse_size, release_cached
+from .tiling import BLENDS, Accumulator, Tile, TileGrid
+
+ProgressFn = Callable[[int, int], None]
+MAX_BATCH = 64
+
+
+@dataclass
+class InferenceSettings:
+    window: int = 256
+    shift: int | None = None
+    """Default: 3/4 of the window."""
+    blend: str = "average"
+    prior_steps: int = 20
+    sampler: str = "ddim"
+    eta: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.shift is None:
+            self.shift = max(1, self.window * 3 // 4)
+        if self.window < 16:
+            raise ValueError(f"window must be at least 16 pixels, got {self.window}")
+        if not 1 <= self.shift <= self.window:
+            raise ValueError(f"shift must be between 1 and the window ({self.window}), got {self.shift}")
+        if self.blend not in BLENDS:
+            raise ValueError(f"blend must be one of {BLENDS}, got {self.blend!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.prior_steps < 1:
+            raise ValueError(f"prior steps must be at least 1, got {self.prior_steps}")
+        if self.eta < 0:
+            raise ValueError(f"eta must be non-negative, got {self.eta}")
+
+
+class DeblurPipeline:
+    """Restore whole images of any size with a Swintormer (and its prior), tile by tile.
+
+    >>> pipe = DeblurPipeline.from_pretrained()              # the default registered model
+    >>> sharp = pipe(blurry)                                 # HxWx3 array in, same shape and dtype out
+    """
+
+    def __init__(
+        self,
+        model: Swintormer,
+        prior: Prior | None = None,
+        *,
+        window: int | None = None,
+        shift: int | None = None,
+        blend: str = "average",
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        memory_budget: int | str | None = None,
+        prior_steps: int = 20,
+        sampler: str = "ddim",
+        eta: float = 0.0,
+        seed: int = 0,
+        trained_window: int | None = None,
+        name: str = "",
+    ):
+        if model.config.prior_channels and prior is None:
+            raise ValueError("this model was trained with a prior; pass it (load_model pairs them)")
+        if prior is not None and not model.config.prior_channels:
+            raise ValueError("a prior was given for a model built without one (prior_channels = 0)")
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.model = model.to(self.device).eval()
+        self.prior = prior.to(self.device).eval() if prior is not None else None
+        self.trained_window = trained_window
+        self.settings = InferenceSettings(
+            window=window or trained_window or 256,
+            shift=shift,
+            blend=blend,
+            prior_steps=prior_steps,
+            sampler=sampler,
+            eta=eta,
+            seed=seed,
+        )
+        if isinstance(memory_budget, str):
+            memory_budget = parse_size(memory_budget)
+        self.memory_budget = int(memory_budget) if memory_budget else default_budget(self.device)
+        self.name = name
+        self._batch_sizes: dict[tuple[int, int], int] = {}
+        self.batch_size: int | None = None
+        """Set to fix the tile batch size instead of measuring it from the memory budget."""
+        self.last_tile_peak: int | None = None
+
+    # -- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def from_bundle(cls, bundle: ModelBundle, **kwargs) -> DeblurPipeline:
+        kwargs.setdefault("trained_window", bundle.trained_window)
+        kwargs.setdefault("name", bundle.source)
+        return cls(bundle.model, bundle.prior, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path | None = None, *, weights: str | Path | None = None, **kwargs
+    ) -> DeblurPipeline:
+        """A registered model name (default: the registry's default), or a path to a model file/folder."""
+        from ..weights import resolve_model
+
+        resolved = resolve_model(model=None if weights else name_or_path, weights=weights or None)
+        return cls.from_bundle(resolved.load(), **kwargs)
+
+    # -- public API -----------------------------------------------------------------------------------
+    @property
+    def precision(self) -> str:
+        return precision_name(self.dtype)
+
+    def describe(self) -> dict:
+        s = self.settings
+        info = {
+            "model": self.name,
+            "device": str(self.device),
+            "precision": self.precision,
+            "window": s.window,
+            "shift": s.shift,
+            "blend": s.blend,
+            "memory_budget": self.memory_budget,
+            "prior": self.prior.kind if self.prior is not None else "none",
+        }
+        if self.prior is not None:
+            info.update(prior_steps=s.prior_steps, sampler=s.sampler, eta=s.eta, seed=s.seed)
+        return info
+
+    def __call__(self, image: np.ndarray | torch.Tensor, progress: ProgressFn | None = None):
+        """HxWxC array (uint8, uint16 or float in [0, 1]) or CxHxW float tensor -> the same kind back."""
+        if isinstance(image, torch.Tensor):
+            return self.restore(image, progress)
+        array = np.asarray(image)
+        if array.ndim != 3:
+            raise ValueError(f"expected an HxWxC image, got shape {array.shape}")
+        if array.dtype == np.uint8:
+            scale = 255.0
+        elif array.dtype == np.uint16:
+            scale = 65535.0
+        else:
+            scale = 1.0
+        x = torch.from_numpy(array.astype(np.float32) / scale).permute(2, 0, 1)
+        y = self.restore(x, progress).permute(1, 2, 0).numpy()
+        if scale == 1.0:
+            return y.astype(array.dtype if np.issubdtype(array.dtype, np.floating) else np.float32)
+        return np.round(y * scale).astype(array.dtype)
+
+    def grid(self, height: int, width: int) -> TileGrid:
+        return TileGrid(height, width, self.settings.window, self.settings.shift)
+
+    @torch.no_grad()
+    def restore(self, image: torch.Tensor, progress: ProgressFn | None = None) -> torch.Tensor:
+        """(3*in_views, H, W) float in [0, 1] on the CPU -> (3, H, W) float32 in [0, 1] on the CPU."""
+        expected = 3 * self.model.config.in_views
+        if image.ndim != 3 or image.shape[0] != expected:
+            raise ValueError(f"expected a ({expected}, H, W) tensor, got {tuple(image.shape)}")
+        image = image.detach().to("cpu", torch.float32)
+        _, height, width = image.shape
+        grid = self.grid(height, width)
+        tiles = grid.tiles
+        acc = Accumulator(3, grid, self.settings.blend)
+        noise = self._noise_grid(tiles)
+        key = (grid.tile_height, grid.tile_width)
+        i = 0
+        while i < len(tiles):
+            batch = self.batch_size or self._batch_sizes.get(key)
+            if batch is None:
+                # The first tile runs alone, measured; its output is kept like any other.
+                meter = PeakMeter(self.device)
+                with meter.measure():
+                    out = self._run(image, tiles[:1], noise)
+                self.last_tile_peak = meter.peak
+                fit = math.floor(self.memory_budget / meter.peak) if meter.peak else 1
+                self._batch_sizes[key] = max(1, min(fit, MAX_BATCH))
+                chunk = tiles[:1]
+            else:
+                chunk = tiles[i : i + batch]
+                try:
+                    out = self._run(image, chunk, noise)
+                except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried, smaller
+                    if not is_out_of_memory(exc):
+                        raise
+                    release_cached(self.device)
+                    if batch == 1:
+                        raise MemoryError(
+                            f"one {key[0]}x{key[1]} tile does not fit in memory on {self.device}; use a smaller window"
+                        ) from exc
+                    if self.batch_size:
+                        self.batch_size = max(1, batch // 2)
+                    self._batch_sizes[key] = max(1, batch // 2)
+                    continue
+            for tile, tile_out in zip(chunk, out, strict=True):
+                acc.add(tile, tile_out)
+            i += len(chunk)
+            if progress is not None:
+                progress(i, len(tiles))
+        return acc.result().clamp_(0, 1)
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _noise_grid(self, tiles: list[Tile]) -> torch.Tensor | None:
+        """Noise for the whole image's latent grid, from the seed alone."""
+        if self.prior is None:
+            return None
+        s = self.settings
+        scale = self.prior.scale
+        c, lh, lw = self.prior.latent_shape(tiles[0].height, tiles[0].width)
+        rows = max(t.y // scale for t in tiles) + lh
+        cols = max(t.x // scale for t in tiles) + lw
+        draws = noise_draws(s.prior_steps, s.sampler, s.eta)
+        generator = torch.Generator().manual_seed(s.seed)
+        return torch.randn((draws, c, rows, cols), generator=generator)
+
+    def _tile_noise(self, noise: torch.Tensor, chunk: list[Tile]) -> torch.Tensor:
+        scale = self.prior.scale
+        _, lh, lw = self.prior.latent_shape(chunk[0].height, chunk[0].width)
+        crops = [noise[:, :, t.y // scale : t.y // scale + lh, t.x // scale : t.x // scale + lw] for t in chunk]
+        return torch.stack(crops, dim=1)
+
+    def _forward(self, x: torch.Tensor, noise: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        prior = None
+        if self.prior is not None:
+            s = self.settings
+            # The prior samples in fp32: its scheduler arithmetic is precision-sensitive and it is cheap.
+            prior = self.prior(x, steps=s.prior_steps, sampler=s.sampler, eta=s.eta, noise=noise)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            y = self.model(x, prior)
+        return y.float()
+
+    def _run(self, image: torch.Tensor, chunk: list[Tile], noise: torch.Tensor | None) -> torch.Tensor:
+        x = torch.stack([image[:, t.slices[0], t.slices[1]] for t in chunk]).to(self.device)
+        tile_noise = self._tile_noise(noise, chunk) if noise is not None else None
+        y = self._forward(x, tile_noise, self.dtype)
+        if self.dtype != torch.float32:
+            bad = ~torch.isfinite(y).flatten(1).all(dim=1)
+            if bad.any():
+                idx = bad.nonzero().flatten()
+                redo_noise = tile_noise[:, idx.cpu()] if tile_noise is not None else None
+                y[idx] = self._forward(x[idx], redo_noise, torch.float32)
+        return y.cpu()

@@ -1,0 +1,421 @@
+"""Images in and out, keeping what photographers care about.
+
+Reading: 8 and 16-bit PNG and TIFF, JPEG, WebP, BMP; grey, RGB, RGBA, palette and CMYK; the EXIF
+orientation applied; the alpha channel, EXIF block and ICC profile kept aside to be written back; a
+decompression-bomb guard that checks the header's pixel count before anything is decoded.
+Pillow reads and writes everything 8-bit with its metadata; 16-bit colour, which Pillow cannot hold, is
+decoded and encoded by OpenCV, and its ICC profile and EXIF are added to 16-bit PNGs as iCCP/eXIf chunks.
+
+Writing is atomic: a temporary file in the destination folder, then a rename, so a crash or Ctrl-C never
+leaves a half-written image behind.
+
+Errors are ``ImageReadError`` / ``ImageWriteError``, whose text is one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "tif": ".tif"}
+DEFAULT_MAX_PIXELS = 300_000_000
+_PIL_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
+_ORIENTATION = 0x0112
+
+# Truncated files must fail, not decode half an image silently.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageReadError(Exception):
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+class ImageWriteError(Exception):
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def max_pixels() -> int:
+    value = os.environ.get("SWINTORMER_MAX_PIXELS")
+    return int(value) if value else DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class LoadedImage:
+    path: Path
+    pixels: np.ndarray
+    """HxWx3 RGB (grey replicated), uint8 or uint16, upright."""
+    alpha: np.ndarray | None = None
+    """HxW, the dtype of ``pixels``, untouched."""
+    grey: bool = False
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    """EXIF with the orientation reset to 1 (the pixels are upright now)."""
+    format: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+    def rgb(self) -> np.ndarray:
+        return self.pixels
+
+    def to_float(self) -> np.ndarray:
+        return self.pixels.astype(np.float32) / (65535.0 if self.bit_depth == 16 else 255.0)
+
+
+# -- reading --------------------------------------------------------------------------------------------
+def _png_bit_depth(head: bytes) -> int | None:
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return head[24]
+    return None
+
+
+def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
+    ops = {
+        2: lambda x: x[:, ::-1],
+        3: lambda x: x[::-1, ::-1],
+        4: lambda x: x[::-1],
+        5: lambda x: np.swapaxes(x, 0, 1),
+        6: lambda x: np.rot90(x, -1),
+        7: lambda x: np.swapaxes(x[::-1, ::-1], 0, 1),
+        8: lambda x: np.rot90(x, 1),
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(a)) if op else a
+
+
+def _decode_16bit(path: Path, data: bytes) -> np.ndarray:
+    import cv2
+
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageReadError(path, "damaged or unsupported 16-bit image")
+    if array.ndim == 2:
+        return array
+    if array.shape[2] == 4:
+        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA)
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = None) -> LoadedImage:
+    """Read an image upright as RGB (uint8 or uint16) with its alpha, ICC profile and EXIF."""
+    path = Path(path)
+    limit = limit or max_pixels()
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if path.is_dir():
+        raise ImageReadError(path, "is a folder, not an image")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot read ({exc.strerror or exc})") from exc
+    if not data:
+        raise ImageReadError(path, "empty file (0 bytes)")
+    import io as _io
+
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the size check below gives the clearer message
+    try:
+        try:
+            im = Image.open(_io.BytesIO(data))
+        except UnidentifiedImageError as exc:
+            raise ImageReadError(path, "not an image, or a format this tool cannot read") from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageReadError(path, f"damaged image header ({exc})") from exc
+        width, height = im.size
+        if width * height > limit:
+            raise ImageReadError(
+                path,
+                f"{width}x{height} pixels is over the limit of {limit:,} (a decompression bomb, or raise "
+                "SWINTORMER_MAX_PIXELS)",
+            )
+        if width < 1 or height < 1:
+            raise ImageReadError(path, "image has no pixels")
+        fmt = im.format or ""
+        icc = im.info.get("icc_profile") or None
+        exif_obj = im.getexif()
+        orientation = int(exif_obj.get(_ORIENTATION, 1) or 1)
+        exif = _upright_exif(exif_obj) if len(exif_obj) else None
+        sixteen = _png_bit_depth(data[:32]) == 16 or (fmt == "TIFF" and _tiff_bits(im) == 16)
+        notes: list[str] = []
+        try:
+            if sixteen:
+                array = _decode_16bit(path, data)
+                array = _apply_orientation(array, orientation)
+                if array.dtype != np.uint16:
+                    array = array.astype(np.uint16) * 257
+            else:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                array, icc, note = _pil_to_array(im, icc)
+                if note:
+                    notes.append(note)
+        except ImageReadError:
+            raise
+        except (OSError, SyntaxError, ValueError, struct.error, zlib.error) as exc:
+            text = str(exc)
+            reason = "truncated file" if "truncated" in text.lower() else f"damaged image data ({text})"
+            raise ImageReadError(path, reason) from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+    grey = array.ndim == 2 or array.shape[2] in (1, 2)
+    alpha = None
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        alpha = array[..., -1].copy()
+        array = array[..., :-1]
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    if not keep_alpha:
+        alpha = None
+    return LoadedImage(path, np.ascontiguousarray(array), alpha, grey, icc, exif, fmt, notes)
+
+
+def _upright_exif(exif: Image.Exif) -> bytes:
+    """The EXIF block to write back, with the orientation reset (the pixels are upright by then).
+
+    Works on a copy: Pillow's ``exif_transpose`` reads the image's own EXIF object afterwards.
+    """
+    copy = Image.Exif()
+    copy.load(exif.tobytes())
+    for ifd in (0x8769, 0x8825):  # the Exif and GPS sub-IFDs travel with the copy
+        if ifd in exif:
+            copy.get_ifd(ifd).update(exif.get_ifd(ifd))
+    if _ORIENTATION in copy:
+        copy[_ORIENTATION] = 1
+    return copy.tobytes()
+
+
+def _tiff_bits(im: Image.Image) -> int:
+    bits = getattr(im, "tag_v2", {}).get(258, 8)
+    if isinstance(bits, tuple):
+        bits = bits[0]
+    return int(bits)
+
+
+def _pil_to_array(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, bytes | None, str | None]:
+    """A decoded Pillow image -> (array with grey/RGB and optional alpha, ICC to keep, a note)."""
+    mode = im.mode
+    note = None
+    if mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(im, dtype=np.uint16).copy(), icc, None
+    if mode in ("I", "F"):
+        a = np.asarray(im)
+        return np.clip(a, 0, 65535).astype(np.uint16), icc, None
+    if mode == "1":
+        return np.asarray(im.convert("L")).copy(), icc, None
+    if mode == "L":
+        return np.asarray(im).copy(), icc, None
+    if mode == "LA":
+        return np.asarray(im).copy(), icc, None
+    if mode == "P":
+        has_alpha = "transparency" in im.info or im.palette.mode == "RGBA"
+        return np.asarray(im.convert("RGBA" if has_alpha else "RGB")).copy(), icc, None
+    if mode == "PA":
+        return np.asarray(im.convert("RGBA")).copy(), icc, None
+    if mode == "CMYK":
+        # The profile describes CMYK values; it no longer applies to the converted RGB.
+        note = "CMYK converted to RGB; its CMYK colour profile was dropped" if icc else "CMYK converted to RGB"
+        return np.asarray(im.convert("RGB")).copy(), None, note
+    if mode in ("RGB", "RGBA"):
+        return np.asarray(im).copy(), icc, None
+    converted = im.convert("RGBA" if "A" in mode else "RGB")
+    return np.asarray(converted).copy(), icc, f"{mode} converted to {converted.mode}"
+
+
+# -- writing --------------------------------------------------------------------------------------------
+def output_suffix(ext: str, source: Path) -> str:
+    """``auto`` keeps the source's suffix (BMP becomes PNG); otherwise png, jpg, webp or tiff."""
+    if ext == "auto":
+        suffix = source.suffix.lower()
+        return ".png" if suffix == ".bmp" or suffix not in _PIL_FORMATS else suffix
+    if ext.lower() not in OUTPUT_FORMATS:
+        raise ValueError(f"unknown output format {ext!r}; choose from auto, {', '.join(sorted(set(OUTPUT_FORMATS)))}")
+    return OUTPUT_FORMATS[ext.lower()]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+
+
+def _add_png_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
+    """Insert iCCP and eXIf chunks right after IHDR (the PNG spec puts iCCP before IDAT)."""
+    head = 8 + 4 + 4 + 13 + 4  # signature, IHDR length/type/data/crc
+    extra = b""
+    if icc:
+        extra += _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc))
+    if exif:
+        payload = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+        extra += _png_chunk(b"eXIf", payload)
+    return png[:head] + extra + png[head:]
+
+
+def _encode_16bit(pixels: np.ndarray, suffix: str, icc: bytes | None, exif: bytes | None) -> bytes:
+    import cv2
+
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
+    elif pixels.ndim == 3:
+        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    else:
+        bgr = pixels
+    ok, buf = cv2.imencode(suffix, bgr)
+    if not ok:
+        raise ValueError("OpenCV could not encode the 16-bit image")
+    data = buf.tobytes()
+    if suffix == ".png":
+        data = _add_png_metadata(data, icc, exif)
+    return data
+
+
+def encode_image(
+    pixels: np.ndarray,
+    suffix: str,
+    alpha: np.ndarray | None = None,
+    grey: bool = False,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    quality: int = 95,
+) -> tuple[bytes, list[str]]:
+    """Encode HxWx3 uint8/uint16 RGB (+alpha) into the format of ``suffix``; returns (bytes, notes)."""
+    import io as _io
+
+    notes: list[str] = []
+    fmt = _PIL_FORMATS[suffix]
+    if pixels.dtype == np.uint16 and fmt in ("JPEG", "WEBP", "BMP"):
+        notes.append(f"{fmt} holds 8 bits per channel: written as 8-bit")
+        pixels = (pixels.astype(np.uint32) * 255 + 32767) // 65535
+        pixels = pixels.astype(np.uint8)
+        if alpha is not None:
+            alpha = ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if alpha is not None and fmt in ("JPEG", "BMP"):
+        notes.append(f"{fmt} has no alpha channel: transparency dropped")
+        alpha = None
+    channels = pixels[..., :1] if grey else pixels
+    if alpha is not None:
+        channels = np.concatenate([channels, alpha[..., None].astype(pixels.dtype)], axis=2)
+    if channels.shape[2] == 1:
+        channels = channels[..., 0]
+    if pixels.dtype == np.uint16 and not (grey and alpha is None):
+        return _encode_16bit(channels, suffix, icc_profile, exif), notes
+    im = Image.fromarray(channels)  # 2-D uint16 becomes Pillow's 16-bit grey ("I;16")
+    params: dict = {}
+    if icc_profile:
+        params["icc_profile"] = icc_profile
+    if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        params["exif"] = exif
+    if fmt in ("JPEG", "WEBP"):
+        params["quality"] = int(quality)
+    if fmt == "JPEG":
+        params["subsampling"] = 0 if quality >= 90 else 2
+    buf = _io.BytesIO()
+    im.save(buf, format=fmt, **params)
+    return buf.getvalue(), notes
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder and rename it into place."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise ImageWriteError(path, f"cannot write here ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ImageWriteError(path, f"cannot write ({exc.strerror or exc})") from exc
+        raise
+
+
+def write_image(
+    path: str | Path,
+    pixels: np.ndarray,
+    like: LoadedImage | None = None,
+    quality: int = 95,
+    strip_metadata: bool = False,
+) -> list[str]:
+    """Write ``pixels`` (HxWx3, uint8/uint16) to ``path`` with the alpha, grey-ness and metadata of
+    ``like`` (the image it was made from). Returns notes about anything that could not be kept."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _PIL_FORMATS:
+        raise ImageWriteError(path, f"unknown image suffix {suffix!r}")
+    like = like or LoadedImage(path, pixels)
+    try:
+        data, notes = encode_image(
+            pixels,
+            suffix,
+            alpha=like.alpha,
+            grey=like.grey,
+            icc_profile=None if strip_metadata else like.icc_profile,
+            exif=None if strip_metadata else like.exif,
+            quality=quality,
+        )
+    except (OSError, ValueError) as exc:
+        raise ImageWriteError(path, f"cannot encode ({exc})") from exc
+    atomic_write_bytes(path, data)
+    return notes
+
+
+def to_pixels(restored: np.ndarray, bit_depth: int) -> np.ndarray:
+    """HxWx3 float in [0, 1] -> uint8 or uint16."""
+    peak = 65535.0 if bit_depth == 16 else 255.0
+    return np.round(np.clip(restored, 0, 1) * peak).astype(np.uint16 if bit_depth == 16 else np.uint8)
+
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "ImageWriteError",
+    "LoadedImage",
+    "atomic_write_bytes",
+    "encode_image",
+    "output_suffix",
+    "read_image",
+    "to_pixels",
+    "write_image",
+]

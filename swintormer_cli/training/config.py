@@ -1,0 +1,209 @@
+"""Training configuration: YAML files in configs/, overridable key by key from the command line."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STAGES: tuple[str, ...] = ("restorer", "prior", "joint", "all")
+
+
+@dataclass
+class ModelSection:
+    preset: str = "tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PriorSection:
+    kind: str = "none"
+    """``latent`` or ``none`` (``ldm-sr`` is pretrained and frozen: nothing of it is trained here)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    train_sample_steps: int = 4
+    """DDIM steps sampled with gradients in the prior and joint stages (DiffIR runs its few steps the same way)."""
+    latent_loss_weight: float = 1.0
+
+
+@dataclass
+class DataSection:
+    kind: str = "sharp"
+    """``sharp``: folders of sharp photos, degraded on the fly; ``pairs``: source/ + target/ folders;
+    ``dpdd``: a DPDD training tree (official or Restormer layout)."""
+    roots: list[str] = field(default_factory=list)
+    crop_size: int = 128
+    scale: tuple[float, float] = (0.5, 1.0)
+    """``sharp``: photos are resized by a random factor in this range before cropping."""
+    views: str = "single"
+    """``dpdd``: ``single`` (the 8-bit centre view) or ``dual`` (16-bit left and right views)."""
+    cache: bool = True
+    """Keep decoded photos in memory (180 photos take ~400 MB)."""
+    workers: int = 0
+
+
+@dataclass
+class OptimSection:
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 200
+    min_lr: float = 1e-5
+    grad_clip: float = 0.01
+    """Max gradient norm (Restormer's training code uses 0.01)."""
+    ema: float = 0.999
+    perceptual_weight: float = 0.0
+
+
+@dataclass
+class ValidationSection:
+    sets: list[str] = field(default_factory=list)
+    """Paired folders (source/ + target/) scored with the EMA weights, tiled the way ``deblur`` runs."""
+    every: int = 1000
+    max_images: int = 6
+    window: int | None = None
+    shift: int | None = None
+    gain_compensate: bool = False
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    output_dir: str = "runs/run"
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    """``auto``: bf16 autocast on CUDA (fp16 where bf16 is missing), fp32 on the CPU."""
+    threads: int | None = None
+    batch_size: int = 8
+    max_steps: int = 1000
+    stage: str = "restorer"
+    stage_fractions: dict[str, float] = field(
+        default_factory=lambda: {"restorer": 0.75, "prior": 0.125, "joint": 0.125}
+    )
+    """With ``stage: all``: the share of ``max_steps`` each stage gets, run in this order."""
+    log_every: int = 20
+    checkpoint_every: int = 500
+    model: ModelSection = field(default_factory=ModelSection)
+    prior: PriorSection = field(default_factory=PriorSection)
+    data: DataSection = field(default_factory=DataSection)
+    degradation: dict[str, Any] = field(default_factory=dict)
+    """DegradationConfig fields; ``recipe: lens`` (default) or ``disk`` (defocus-v1)."""
+    optim: OptimSection = field(default_factory=OptimSection)
+    validation: ValidationSection = field(default_factory=ValidationSection)
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        unknown = set(self.stage_fractions) - {"restorer", "prior", "joint"}
+        if unknown or any(v < 0 for v in self.stage_fractions.values()) or sum(self.stage_fractions.values()) <= 0:
+            raise ValueError(
+                f"stage_fractions needs non-negative shares of restorer, prior, joint; got {self.stage_fractions}"
+            )
+        if self.prior.kind not in ("latent", "none"):
+            raise ValueError(f"prior.kind must be 'latent' or 'none' for training, got {self.prior.kind!r}")
+        if self.stage in ("prior", "joint") and self.prior.kind == "none":
+            raise ValueError(f"stage {self.stage!r} trains a prior, but prior.kind is 'none'")
+
+    def _boundaries(self) -> list[tuple[str, int, int]]:
+        names = ("restorer", "prior", "joint")
+        total = sum(self.stage_fractions.get(n, 0.0) for n in names)
+        out, start, acc = [], 0, 0.0
+        for name in names:
+            acc += self.stage_fractions.get(name, 0.0) / total
+            end = round(acc * self.max_steps)
+            if end > start:
+                out.append((name, start, end))
+            start = max(start, end)
+        return out
+
+    def stage_at(self, step: int) -> str:
+        """The stage that global step ``step`` (0-based) belongs to."""
+        if self.stage != "all":
+            return self.stage
+        for name, first, end in self._boundaries():
+            if first <= step < end:
+                return name
+        return self._boundaries()[-1][0]
+
+    def stage_bounds(self, stage: str) -> tuple[int, int]:
+        """[first, end) global steps of ``stage`` in this run."""
+        if self.stage != "all":
+            return 0, self.max_steps
+        for name, first, end in self._boundaries():
+            if name == stage:
+                return first, end
+        raise ValueError(f"stage {stage!r} has no steps in this run")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        sub = _SECTIONS.get((cls, name))
+        kwargs[name] = _build(sub, value, f"{where}.{name}") if sub else value
+        if isinstance(kwargs[name], list) and fields[name].type.startswith("tuple"):
+            kwargs[name] = tuple(kwargs[name])
+    return cls(**kwargs)
+
+
+_SECTIONS = {
+    (TrainConfig, "model"): ModelSection,
+    (TrainConfig, "prior"): PriorSection,
+    (TrainConfig, "data"): DataSection,
+    (TrainConfig, "optim"): OptimSection,
+    (TrainConfig, "validation"): ValidationSection,
+}
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply ``a.b.c=value`` (value parsed as YAML) to a nested dict, in place."""
+    if "=" not in assignment:
+        raise ValueError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ValueError(f"--set has an empty key: {assignment!r}")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {key}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        data = yaml.safe_load(path.read_text()) or {}
+    data = copy.deepcopy(data)
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    where = str(path) if path else "config"
+    return _build(TrainConfig, data, where)
+
+
+def dump_config(config: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(_plain(config.to_dict()), sort_keys=False))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,85 @@
+"""Turning a training run into a registered model: inference weights, registry entry, model card."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from ..checkpoint import CheckpointError, load_model, save_model
+from ..weights import Registry, RegistryEntry, sha256_of
+
+
+class ExportError(Exception):
+    pass
+
+
+def _checkpoint(run_dir: Path, which: str) -> tuple[Path, Path]:
+    """(the EMA model file, the run directory)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "ema.safetensors").is_file():
+        return run_dir / "ema.safetensors", run_dir.parent.parent
+    folder = run_dir / "checkpoints" / which
+    if not (folder / "ema.safetensors").is_file():
+        folder = run_dir / "checkpoints" / "last"
+    if not (folder / "ema.safetensors").is_file():
+        raise ExportError(f"{run_dir}: no checkpoints/{which}/ema.safetensors (is it a training run directory?)")
+    return folder / "ema.safetensors", run_dir
+
+
+def export_run(
+    run_dir: str | Path,
+    name: str,
+    which: str = "best",
+    description: str = "",
+    window: int | None = None,
+    shift: int | None = None,
+    make_default: bool = False,
+    folder: str | Path | None = None,
+) -> tuple[RegistryEntry, Path]:
+    source, run = _checkpoint(Path(run_dir), which)
+    try:
+        bundle = load_model(source)
+    except CheckpointError as exc:
+        raise ExportError(str(exc)) from exc
+    registry = Registry.load(folder)
+    registry.folder.mkdir(parents=True, exist_ok=True)
+    training = dict(bundle.training)
+    config_file = run / "config.yaml"
+    run_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    window = window or training.get("window") or training.get("crop_size")
+    training.update(exported=datetime.now(timezone.utc).isoformat(timespec="seconds"), checkpoint=str(source))
+    target = registry.folder / f"{name}.safetensors"
+    save_model(target, bundle.model, bundle.prior, training, inference_only=True)
+    entry = RegistryEntry(
+        name=name,
+        file=target.name,
+        sha256=sha256_of(target),
+        description=description,
+        preset=(run_config.get("model") or {}).get("preset", ""),
+        prior=bundle.prior_kind,
+        window=int(window) if window else None,
+        shift=shift,
+        card=f"{name}.md",
+        training=training,
+    )
+    card = registry.folder / entry.card
+    if not card.exists():
+        card.write_text(_card(entry, run_config))
+    registry.models[name] = entry
+    if make_default or not registry.default:
+        registry.default = name
+    registry.save()
+    return entry, target
+
+
+def _card(entry: RegistryEntry, run_config: dict) -> str:
+    return (
+        f"# {entry.name}\n\n{entry.description}\n\n"
+        f"- preset: {entry.preset}; prior: {entry.prior}; training window: {entry.window}\n"
+        f"- sha256: `{entry.sha256}`\n\n"
+        "## Training record\n\n```json\n" + json.dumps(entry.training, indent=2) + "\n```\n\n"
+        "## Training configuration\n\n```yaml\n" + yaml.safe_dump(run_config, sort_keys=False) + "```\n"
+    )

@@ -1,0 +1,104 @@
+"""The losses of the three training stages and what each one trains (DiffIR style).
+
+restorer  the Swintormer learns with a prior computed by the prior's *target encoder* from the sharp and
+          blurry images (or with no prior at all: the plain network, the ablation baseline);
+prior     the diffusion model learns to produce that target latent from the blurry image alone: the
+          denoising loss at a random timestep, plus an L1 between a few-step DDIM sample (with gradients)
+          and the target;
+joint     the Swintormer and the diffusion model are fine-tuned together on the restored image, with the
+          sampled prior in the loop and the target latent still anchoring it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models import Swintormer
+from ..prior import Prior
+
+STAGE_NAMES: tuple[str, ...] = ("restorer", "prior", "joint")
+
+
+def trainable_modules(stage: str, model: Swintormer, prior: Prior | None) -> list[nn.Module]:
+    if stage == "restorer":
+        return [model] + ([prior.target_encoder] if prior is not None else [])
+    if prior is None:
+        raise ValueError(f"stage {stage!r} needs a prior")
+    if stage == "prior":
+        return [prior.cond_encoder, prior.denoiser]
+    if stage == "joint":
+        return [model, prior.cond_encoder, prior.denoiser]
+    raise ValueError(f"unknown stage {stage!r}; choose from {STAGE_NAMES}")
+
+
+def set_trainable(stage: str, model: Swintormer, prior: Prior | None) -> list[nn.Parameter]:
+    """Freeze everything, then unfreeze the stage's modules; returns their parameters."""
+    for module in (model, prior):
+        if module is not None:
+            module.requires_grad_(False)
+    params: list[nn.Parameter] = []
+    for module in trainable_modules(stage, model, prior):
+        module.requires_grad_(True)
+        params += list(module.parameters())
+    return params
+
+
+def restorer_loss(model: Swintormer, prior: Prior | None, blurry: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
+    guide = prior.target_latent(sharp, blurry) if prior is not None else None
+    return F.l1_loss(model(blurry, guide), sharp)
+
+
+def prior_loss(
+    prior: Prior,
+    blurry: torch.Tensor,
+    sharp: torch.Tensor,
+    generator: torch.Generator,
+    sample_steps: int = 4,
+    latent_weight: float = 1.0,
+) -> torch.Tensor:
+    with torch.no_grad():
+        target = prior.target_latent(sharp, blurry)
+    loss = prior.diffusion_loss(blurry, target, generator=generator)
+    if sample_steps > 0 and latent_weight > 0:
+        sampled = prior(blurry, steps=sample_steps, sampler="ddim", eta=0.0, generator=generator)
+        loss = loss + latent_weight * F.l1_loss(sampled, target)
+    return loss
+
+
+def joint_loss(
+    model: Swintormer,
+    prior: Prior,
+    blurry: torch.Tensor,
+    sharp: torch.Tensor,
+    generator: torch.Generator,
+    sample_steps: int = 4,
+    latent_weight: float = 1.0,
+) -> torch.Tensor:
+    with torch.no_grad():
+        target = prior.target_latent(sharp, blurry)
+    sampled = prior(blurry, steps=sample_steps, sampler="ddim", eta=0.0, generator=generator)
+    loss = F.l1_loss(model(blurry, sampled), sharp)
+    if latent_weight > 0:
+        loss = loss + latent_weight * F.l1_loss(sampled, target)
+    return loss
+
+
+class StageLoss(nn.Module):
+    """One module whose forward is the current stage's loss, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: Swintormer, prior: Prior | None, sample_steps: int = 4, latent_weight: float = 1.0):
+        super().__init__()
+        self.model = model
+        self.prior = prior
+        self.stage = "restorer"
+        self.sample_steps = sample_steps
+        self.latent_weight = latent_weight
+
+    def forward(self, blurry: torch.Tensor, sharp: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.stage == "restorer":
+            return restorer_loss(self.model, self.prior, blurry, sharp)
+        if self.stage == "prior":
+            return prior_loss(self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight)
+        return joint_loss(self.model, self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight)

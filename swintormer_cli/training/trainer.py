@@ -1,0 +1,434 @@
+"""The training loop: data -> on-device degradation -> stage loss -> AdamW, EMA, checkpoints, validation.
+
+A run directory holds:
+
+    config.yaml                 the resolved configuration
+    metrics.jsonl               one JSON object per logged step and per validation
+    checkpoints/last/           model.safetensors (raw weights), ema.safetensors (EMA weights, what is
+                                exported and validated), state.pt (optimizer, step, stage, RNG)
+    checkpoints/best/           the EMA weights with the best validation PSNR so far
+
+Every random draw of step s comes from generators seeded by (seed, rank, s), so ``--resume`` continues
+exactly where the run stopped: N steps straight and N/2 + resume give the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
+
+from ..checkpoint import load_model, save_model
+from ..data.datasets import PairedImages, PairedSample, SharpImages, StepSampler, collate_pairs, list_images
+from ..data.degradation import Degradation, DegradationConfig
+from ..data.psf import kernel_size
+from ..inference.device import resolve_device
+from ..models import Swintormer, preset
+from ..prior import LatentPrior, LatentPriorConfig
+from . import distributed
+from .config import TrainConfig, dump_config
+from .stages import StageLoss, set_trainable
+
+log = logging.getLogger("swintormer.train")
+
+
+def build_networks(config: TrainConfig) -> tuple[Swintormer, LatentPrior | None]:
+    in_views = 2 if (config.data.kind == "dpdd" and config.data.views == "dual") else 1
+    prior = None
+    overrides = dict(config.model.overrides)
+    overrides["in_views"] = in_views
+    if config.prior.kind == "latent":
+        prior = LatentPrior(LatentPriorConfig.from_dict({**config.prior.config, "in_views": in_views}))
+        overrides.update(prior_channels=prior.channels, prior_scale=prior.scale)
+    model = Swintormer(preset(config.model.preset, **overrides))
+    return model, prior
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine from ``lr`` to ``min_lr`` over the current stage."""
+    o = config.optim
+    first, end = config.stage_bounds(config.stage_at(step))
+    local, length = step - first, max(1, end - first)
+    if local < o.warmup_steps:
+        return o.lr * (local + 1) / o.warmup_steps
+    progress = (local - o.warmup_steps) / max(1, length - o.warmup_steps)
+    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class Batch:
+    blurry: torch.Tensor
+    sharp: torch.Tensor
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, resume: str | None = None, progress: bool | None = None):
+        self.config = config
+        self.dist = distributed.launch_info()
+        self.device = resolve_device(distributed.rank_device(config.device, self.dist))
+        distributed.init(self.dist, self.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.run_dir = Path(config.output_dir)
+        self.progress = sys.stdout.isatty() if progress is None else progress
+        # The initial weights come from the seed too: one config gives the same model again.
+        torch.manual_seed(config.seed)
+        self.model, self.prior = build_networks(config)
+        self.model.to(self.device)
+        if self.prior is not None:
+            self.prior.to(self.device)
+        self.networks = nn.ModuleDict({"restorer": self.model, **({"prior": self.prior} if self.prior else {})})
+        self.ema = AveragedModel(self.networks, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema), use_buffers=False)
+        self.loss_module = StageLoss(
+            self.model, self.prior, config.prior.train_sample_steps, config.prior.latent_loss_weight
+        )
+        self.degradation = (
+            Degradation(DegradationConfig.from_dict(config.degradation)) if config.data.kind == "sharp" else None
+        )
+        self.step = 0
+        self.stage: str | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.best_psnr = -math.inf
+        self.autocast_dtype = self._autocast_dtype()
+        self._val_cache: dict[str, list] = {}
+        if resume:
+            self._resume(resume)
+
+    # -- set-up ---------------------------------------------------------------------------------------
+    def _autocast_dtype(self) -> torch.dtype | None:
+        p = self.config.precision
+        if p == "fp32" or (p == "auto" and self.device.type != "cuda"):
+            return None
+        if p == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}[p]
+
+    def _margin(self) -> int:
+        if self.degradation is None:
+            return 0
+        d = self.degradation.config
+        return kernel_size(d.max_radius[1] * (1 + d.chromatic[1]), d.gaussian[1]) // 2
+
+    def _loader(self, start: int) -> DataLoader:
+        c = self.config
+        data = c.data
+        seed = c.seed
+        if data.kind == "sharp":
+            if not data.roots:
+                raise ValueError("data.roots is empty: give one or more folders of sharp photos")
+            dataset = SharpImages(data.roots, data.crop_size, self._margin(), data.scale, seed, data.cache)
+            collate = torch.stack
+        elif data.kind == "pairs":
+            pairs = []
+            for root in data.roots:
+                pairs += PairedImages.from_folder(root, data.crop_size, seed=seed).pairs
+            dataset = PairedImages(pairs, data.crop_size, seed=seed, cache=data.cache)
+            collate = collate_pairs
+        elif data.kind == "dpdd":
+            dataset = PairedImages.from_dpdd(
+                data.roots[0], data.crop_size, views=data.views, seed=seed, cache=data.cache
+            )
+            collate = collate_pairs
+        else:
+            raise ValueError(f"data.kind must be sharp, pairs or dpdd, got {data.kind!r}")
+        sampler = StepSampler(start, c.max_steps, c.batch_size, self.dist.rank, self.dist.world)
+        return DataLoader(
+            dataset,
+            batch_size=c.batch_size,
+            sampler=sampler,
+            num_workers=data.workers,
+            collate_fn=collate,
+            persistent_workers=False,
+        )
+
+    def _generator(self, step: int, salt: int = 0) -> torch.Generator:
+        seed = (self.config.seed * 1_000_003 + self.dist.rank * 10_007 + step * 31 + salt) % (2**63 - 1)
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def _make_batch(self, raw, step: int) -> Batch:
+        if isinstance(raw, PairedSample):
+            return Batch(raw.source.to(self.device), raw.target.to(self.device))
+        sharp = raw.to(self.device, non_blocking=True)
+        out = self.degradation(sharp, self._generator(step, salt=1))
+        m = self._margin()
+        crop = (slice(None), slice(None), slice(m, sharp.shape[-2] - m), slice(m, sharp.shape[-1] - m))
+        return Batch(out.blurry[crop].contiguous(), out.sharp[crop].contiguous())
+
+    def _enter_stage(self, stage: str) -> None:
+        if self.stage is not None and stage != self.stage:
+            # A new stage starts from the averaged weights: they are what the next stage must build on.
+            self.networks.load_state_dict(self.ema.module.state_dict())
+        params = set_trainable(stage, self.model, self.prior)
+        o = self.config.optim
+        self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        self.loss_module.stage = stage
+        self.stage = stage
+        self.trainable = params
+        self.wrapped = self.loss_module
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = DistributedDataParallel(self.loss_module, device_ids=ids)
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def _training_record(self) -> dict:
+        c = self.config
+        return {
+            "run": c.name,
+            "step": self.step,
+            "stage": self.stage,
+            "crop_size": c.data.crop_size,
+            "window": c.validation.window or c.data.crop_size,
+            "data": c.data.roots,
+            "data_kind": c.data.kind,
+            "degradation": c.degradation.get("recipe", "lens") if c.data.kind == "sharp" else None,
+            "seed": c.seed,
+        }
+
+    def save(self, name: str = "last") -> Path:
+        """Write a checkpoint folder as a whole: its three files always belong to the same step."""
+        folder = self.run_dir / "checkpoints" / name
+        if not self.dist.is_main:
+            return folder
+        staging = folder.with_name(f".{name}.writing")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        ema_model = self.ema.module["restorer"]
+        ema_prior = self.ema.module["prior"] if self.prior is not None else None
+        record = self._training_record()
+        save_model(staging / "model.safetensors", self.model, self.prior, record)
+        save_model(staging / "ema.safetensors", ema_model, ema_prior, record)
+        state = {
+            "step": self.step,
+            "stage": self.stage,
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "ema_n_averaged": self.ema.n_averaged,
+            "best_psnr": self.best_psnr,
+            "torch_rng": torch.get_rng_state(),
+        }
+        torch.save(state, staging / "state.pt")
+        _publish(staging, folder)
+        return folder
+
+    def _resume(self, spec: str) -> None:
+        folder = self.run_dir / "checkpoints" / "last" if spec == "auto" else Path(spec)
+        if folder.is_file():
+            folder = folder.parent
+        previous = folder.with_name(f".{folder.name}.previous")
+        if not folder.exists() and previous.is_dir():
+            folder = previous  # killed between the two renames of _publish
+        if not (folder / "state.pt").is_file():
+            if spec == "auto":
+                log.info("no checkpoint in %s: starting from scratch", folder)
+                return
+            raise FileNotFoundError(f"{folder}: no state.pt to resume from")
+        raw = load_model(folder / "model.safetensors")
+        ema = load_model(folder / "ema.safetensors")
+        self.model.load_state_dict(raw.model.state_dict())
+        self.ema.module["restorer"].load_state_dict(ema.model.state_dict())
+        if self.prior is not None:
+            self.prior.load_state_dict(raw.prior.state_dict())
+            self.ema.module["prior"].load_state_dict(ema.prior.state_dict())
+        state = torch.load(folder / "state.pt", map_location=self.device, weights_only=True)
+        self.step = int(state["step"])
+        self.best_psnr = float(state["best_psnr"])
+        self.ema.n_averaged.copy_(state["ema_n_averaged"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        saved_stage = state["stage"]
+        if saved_stage is not None:
+            if self.step >= self.config.max_steps or self.config.stage_at(self.step) == saved_stage:
+                self._enter_stage(saved_stage)
+                if state["optimizer"] is not None:
+                    self.optimizer.load_state_dict(state["optimizer"])
+            else:
+                # Saved on a stage boundary: the loop enters the next stage as an uninterrupted run does.
+                self.stage = saved_stage
+        log.info("resumed from %s at step %d", folder, self.step)
+
+    # -- validation -----------------------------------------------------------------------------------
+    def validate(self) -> dict:
+        from ..evaluation.metrics import finite_mean, gain_compensated_psnr, psnr, ssim
+        from ..inference import DeblurPipeline
+        from ..io import read_image
+
+        v = self.config.validation
+        results = {}
+        model = self.ema.module["restorer"]
+        prior = self.ema.module["prior"] if self.prior is not None else None
+        window = v.window or self.config.data.crop_size
+        pipe = DeblurPipeline(
+            model, prior, window=window, shift=v.shift, device=self.device, precision="fp32", memory_budget="2GiB"
+        )
+        for root in v.sets:
+            if root not in self._val_cache:
+                targets = list_images(Path(root) / "target", recursive=False)[: v.max_images]
+                pairs = []
+                for t in targets:
+                    src = read_image(Path(root) / "source" / t.name, keep_alpha=False).to_float()
+                    pairs.append((src, read_image(t, keep_alpha=False).to_float()))
+                self._val_cache[root] = pairs
+            scores = {"psnr": [], "ssim": [], "input_psnr": [], "gc_psnr": []}
+            for src, tgt in self._val_cache[root]:
+                out = pipe(src)
+                scores["psnr"].append(psnr(out, tgt))
+                scores["ssim"].append(ssim(out, tgt))
+                scores["input_psnr"].append(psnr(src, tgt))
+                if v.gain_compensate:
+                    scores["gc_psnr"].append(gain_compensated_psnr(out, tgt))
+            results[Path(root).name] = {k: finite_mean(x) for k, x in scores.items() if x}
+        model.train()
+        if prior is not None:
+            prior.train()
+        return results
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def _log(self, record: dict) -> None:
+        if not self.dist.is_main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def run(self) -> Path:
+        c = self.config
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(c, self.run_dir / "config.yaml")
+        if self.step >= c.max_steps:
+            log.info("nothing to do: already at step %d of %d", self.step, c.max_steps)
+            return self.run_dir
+        self.model.train()
+        if self.prior is not None:
+            self.prior.train()
+        loader = self._loader(self.step)
+        bar = _ProgressBar(c.max_steps, self.step, enabled=self.progress and self.dist.is_main)
+        started = time.time()
+        window_loss, window_n, window_start = 0.0, 0, time.time()
+        try:
+            for raw in loader:
+                stage = c.stage_at(self.step)
+                if stage != self.stage:
+                    self._enter_stage(stage)
+                lr = learning_rate(c, self.step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                batch = self._make_batch(raw, self.step)
+                with torch.autocast(
+                    self.device.type,
+                    dtype=self.autocast_dtype or torch.float32,
+                    enabled=self.autocast_dtype is not None,
+                ):
+                    loss = self.wrapped(batch.blurry, batch.sharp, self._generator(self.step, salt=2))
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if c.optim.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.trainable, c.optim.grad_clip)
+                self.optimizer.step()
+                self.ema.update_parameters(self.networks)
+                self.step += 1
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"loss became {value} at step {self.step}")
+                window_loss += value
+                window_n += 1
+                bar.update(self.step, value, lr, self.stage)
+                if self.step % c.log_every == 0 or self.step == c.max_steps:
+                    now = time.time()
+                    record = {
+                        "step": self.step,
+                        "stage": self.stage,
+                        "loss": window_loss / window_n,
+                        "lr": lr,
+                        "steps_per_s": window_n / max(1e-9, now - window_start),
+                        "elapsed_s": now - started,
+                    }
+                    self._log(record)
+                    if not bar.enabled and self.dist.is_main:
+                        print(_plain_line(record, c.max_steps), flush=True)
+                    window_loss, window_n, window_start = 0.0, 0, now
+                last = self.step == c.max_steps
+                if c.validation.sets and (self.step % c.validation.every == 0 or last) and self.dist.is_main:
+                    scores = self.validate()
+                    self._log({"step": self.step, "validation": scores})
+                    if not bar.enabled:
+                        print(f"validation at step {self.step}: {json.dumps(scores)}", flush=True)
+                    first = next(iter(scores.values()))
+                    if first["psnr"] > self.best_psnr:
+                        self.best_psnr = first["psnr"]
+                        self.save("best")
+                if self.step % c.checkpoint_every == 0 or last:
+                    self.save("last")
+                distributed.barrier()
+        finally:
+            bar.close()
+        return self.run_dir
+
+
+def _publish(staging: Path, folder: Path) -> None:
+    """Replace ``folder`` by ``staging`` with renames, so a kill leaves one complete checkpoint."""
+    previous = folder.with_name(f".{folder.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, previous)
+    os.replace(staging, folder)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _plain_line(record: dict, total: int) -> str:
+    eta = (total - record["step"]) / max(record["steps_per_s"], 1e-9)
+    return (
+        f"step {record['step']}/{total} [{record['stage']}] loss {record['loss']:.5f} lr {record['lr']:.2e} "
+        f"{record['steps_per_s']:.2f} it/s ETA {eta / 60:.1f} min"
+    )
+
+
+class _ProgressBar:
+    """A Rich progress bar with loss, lr, it/s and ETA on a terminal; nothing otherwise."""
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]train[/] {task.fields[stage]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.5f} lr {task.fields[lr]:.2e} {task.fields[rate]:.2f} it/s"),
+            TimeRemainingColumn(),
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total, completed=start, loss=0.0, lr=0.0, stage="", rate=0.0)
+        self.t0, self.s0 = time.time(), start
+
+    def update(self, step: int, loss: float, lr: float, stage: str) -> None:
+        if self.enabled:
+            rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
+            self.progress.update(self.task, completed=step, loss=loss, lr=lr, stage=stage, rate=rate)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+
+def train(config: TrainConfig, resume: str | None = None, progress: bool | None = None) -> Path:
+    trainer = Trainer(config, resume=resume, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        distributed.shutdown()
+
+
+__all__ = ["Trainer", "build_networks", "learning_rate", "train"]

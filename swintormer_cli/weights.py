@@ -1,0 +1,228 @@
+"""The model registry and where a model's weights come from.
+
+``weights/registry.json`` lists each model: its file, sha256, what it is (preset, prior, training
+window), its model card, and where it lives on the Hugging Face Hub (repo id, pinned revision) if it
+was published there. The folder is installed with the package.
+
+Resolution order (``resolve_model``):
+  1. ``--weights PATH``: a .safetensors file, or a folder holding one (a training checkpoint folder works);
+  2. the embedded ``weights/`` folder;
+  3. the Hugging Face cache, then the Hub, through ``huggingface_hub`` (it honours HF_HOME,
+     HF_HUB_CACHE, HF_HUB_OFFLINE, HF_ENDPOINT and HF_TOKEN), at the pinned revision.
+Every registered file's sha256 is checked before it is loaded; only safetensors files are ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import CheckpointError, ModelBundle, load_model
+
+REGISTRY_FILE = "registry.json"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
+
+
+class WeightsError(Exception):
+    """A model that cannot be found, fetched or trusted; the message is one line saying what to do."""
+
+
+def weights_dir() -> Path:
+    """The embedded weights folder: inside the installed package, else the source checkout's weights/."""
+    here = Path(__file__).resolve().parent
+    installed = here / "_embedded_weights"
+    if (installed / REGISTRY_FILE).is_file():
+        return installed
+    return here.parent / "weights"
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class RegistryEntry:
+    name: str
+    file: str
+    sha256: str
+    description: str = ""
+    preset: str = ""
+    prior: str = "none"
+    window: int | None = None
+    shift: int | None = None
+    card: str | None = None
+    hub: dict | None = None
+    """{"repo_id": ..., "revision": <40-hex commit>, "filename": ...} when published."""
+    scores: dict | None = None
+    training: dict | None = None
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> RegistryEntry:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "name"}
+        return cls(name=name, **fields)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "name" and v is not None}
+
+
+@dataclass
+class Registry:
+    default: str | None
+    models: dict[str, RegistryEntry]
+    folder: Path
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None) -> Registry:
+        folder = Path(folder) if folder else weights_dir()
+        path = folder / REGISTRY_FILE
+        if not path.is_file():
+            return cls(None, {}, folder)
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"{path}: not valid JSON ({exc})") from exc
+        models = {name: RegistryEntry.from_dict(name, entry) for name, entry in data.get("models", {}).items()}
+        return cls(data.get("default"), models, folder)
+
+    def save(self) -> None:
+        data = {"default": self.default, "models": {n: e.to_dict() for n, e in sorted(self.models.items())}}
+        (self.folder / REGISTRY_FILE).write_text(json.dumps(data, indent=2) + "\n")
+
+    def get(self, name: str | None) -> RegistryEntry:
+        if name is None:
+            if not self.default:
+                raise WeightsError(
+                    "no model is installed yet: pass --weights PATH (a .safetensors model file) or --model NAME "
+                    "(see `swintormer weights list`)"
+                )
+            name = self.default
+        if name not in self.models:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise WeightsError(f"unknown model {name!r} (registered: {known})")
+        return self.models[name]
+
+
+@dataclass
+class ResolvedModel:
+    path: Path
+    name: str
+    origin: str
+    """``file`` (--weights), ``embedded``, ``cache`` or ``hub``."""
+    entry: RegistryEntry | None = None
+    sha256: str | None = None
+
+    def load(self) -> ModelBundle:
+        try:
+            bundle = load_model(self.path)
+        except CheckpointError as exc:
+            raise WeightsError(str(exc)) from exc
+        if self.entry is not None:
+            if self.entry.window and not bundle.training.get("window"):
+                bundle.training["window"] = self.entry.window
+            bundle.source = self.name
+        return bundle
+
+
+def _local_file(path: Path) -> Path:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise WeightsError(f"{path}: only .safetensors model files are loaded (pickle files can run code)")
+    if path.is_dir():
+        for candidate in ("ema.safetensors", "model.safetensors"):
+            if (path / candidate).is_file():
+                return path / candidate
+        found = sorted(path.glob("*.safetensors"))
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise WeightsError(f"{path}: no .safetensors file in this folder")
+        raise WeightsError(f"{path}: several .safetensors files here; name one")
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    if path.suffix.lower() != ".safetensors":
+        raise WeightsError(f"{path}: not a .safetensors file")
+    return path
+
+
+def verify_file(path: Path, entry: RegistryEntry, where: str) -> str:
+    digest = sha256_of(path)
+    if entry.sha256 and digest != entry.sha256:
+        raise WeightsError(
+            f"{path}: sha256 {digest[:12]}... does not match the registry's {entry.sha256[:12]}... for "
+            f"{entry.name} ({where}); refusing to load it"
+        )
+    return digest
+
+
+def hub_download(entry: RegistryEntry, local_only: bool = False) -> Path:
+    """Fetch a registered file through the Hugging Face cache, with one-line errors."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    hub = entry.hub or {}
+    repo, revision = hub.get("repo_id"), hub.get("revision")
+    filename = hub.get("filename", entry.file)
+    if not repo:
+        raise WeightsError(
+            f"model {entry.name!r} is not published on the Hub and its file {entry.file} is not installed"
+        )
+    where = f"{repo}@{(revision or 'main')[:12]}/{filename}"
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        return Path(hf_hub_download(repo, filename, revision=revision, local_files_only=local_only))
+    except LocalEntryNotFoundError as exc:  # before its base class EntryNotFoundError
+        if offline or local_only:
+            raise WeightsError(
+                f"model {entry.name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: unset it and "
+                f"run `swintormer weights download {entry.name}` once, or pass --weights PATH"
+            ) from exc
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        raise WeightsError(
+            f"model {entry.name!r}: cannot reach the Hub at {endpoint} to fetch {where}, and it is not cached; "
+            "check the network or HF_ENDPOINT, or pass --weights PATH"
+        ) from exc
+    except (EntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError) as exc:
+        raise WeightsError(f"model {entry.name!r}: {where} not found on the Hub ({type(exc).__name__})") from exc
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        raise WeightsError(f"model {entry.name!r}: the Hub answered {status or 'an error'} for {where}") from exc
+    except OSError as exc:
+        raise WeightsError(f"model {entry.name!r}: cannot fetch {where} ({exc})") from exc
+
+
+def resolve_model(
+    model: str | None = None, weights: str | Path | None = None, registry: Registry | None = None
+) -> ResolvedModel:
+    """Find the weights to load, per the resolution order in this module's docstring."""
+    if weights:
+        path = _local_file(Path(weights).expanduser())
+        return ResolvedModel(path, path.stem if path.stem not in ("ema", "model") else path.parent.name, "file")
+    registry = registry or Registry.load()
+    entry = registry.get(model)
+    embedded = registry.folder / entry.file
+    if embedded.is_file():
+        return ResolvedModel(embedded, entry.name, "embedded", entry, verify_file(embedded, entry, "embedded"))
+    path = hub_download(entry)
+    return ResolvedModel(path, entry.name, "hub", entry, verify_file(path, entry, "Hugging Face cache"))
+
+
+def cached_path(entry: RegistryEntry) -> Path | None:
+    """The file in the Hugging Face cache, without touching the network, or None."""
+    if not (entry.hub or {}).get("repo_id"):
+        return None
+    try:
+        return hub_download(entry, local_only=True)
+    except WeightsError:
+        return None

@@ -1,0 +1,50 @@
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from swintormer_cli.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command_group():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("deblur", "eval", "train", "weights", "info", "bench"):
+        assert command in result.output
+
+
+def test_python_dash_m_works():
+    out = subprocess.run(
+        [sys.executable, "-m", "swintormer_cli", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and "deblur" in out.stdout
+
+
+def test_info_shows_parameters_and_macs():
+    result = runner.invoke(app, ["info", "--preset", "tiny", "--size", "64"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "tiny" in result.output and "latent" in result.output
+    assert runner.invoke(app, ["info", "--preset", "huge"]).exit_code == 2
+
+
+def test_weights_list_runs():
+    result = runner.invoke(app, ["weights", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+
+
+def test_bench_prints_a_table_and_json(tmp_path):
+    out = tmp_path / "b.json"
+    result = runner.invoke(
+        app,
+        ["bench", "--preset", "tiny", "--size", "64x96", "--window", "32", "--device", "cpu", "--json", str(out)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert (
+        data["megapixels_per_s"] > 0 and data["height"] == 64 and data["tiles"] == 12
+    )  # 3 rows x 4 columns of 32-pixel tiles 24 apart
+    assert runner.invoke(app, ["bench", "--preset", "tiny", "--size", "big"]).exit_code == 2

@@ -1,0 +1,239 @@
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+from typer.testing import CliRunner
+
+from swintormer_cli.cli import app
+from swintormer_cli.inference.batch import Job, plan_jobs, shard
+from swintormer_cli.io import read_image
+
+from .conftest import gradient_image
+from .test_io import _png_header, _truncated_jpeg
+
+runner = CliRunner()
+
+
+def run(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def _tree(root):
+    (root / "a" / "b").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    Image.fromarray(gradient_image(40, 56, 0)).save(root / "one.png")
+    Image.fromarray(gradient_image(33, 47, 1)).save(root / "a" / "two.jpg", quality=95)
+    Image.fromarray(gradient_image(24, 24, 2)).save(root / "a" / "b" / "three.webp")
+    Image.fromarray(gradient_image(24, 24, 3)).save(root / ".hidden" / "skip.png")
+    (root / "notes.txt").write_text("not an image")
+
+
+def test_recursive_folder_batch_mirrors_the_tree_and_resumes(tmp_path, model_file):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _tree(src)
+    result = run("deblur", src, "-o", out, "--recursive", "--weights", model_file, "--window", 32)
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a/b/three.webp", "a/two.jpg", "one.png"]
+    assert read_image(out / "a" / "two.jpg").pixels.shape == (33, 47, 3)
+    assert "device cpu" in result.stderr and "precision fp32" in result.stderr
+    again = run("deblur", src, "-o", out, "--recursive", "--weights", model_file, "--window", 32)
+    assert again.exit_code == 0 and "0 deblurred, 3 skipped, 0 failed" in again.stderr
+    over = run("deblur", src, "-o", out, "--recursive", "--weights", model_file, "--window", 32, "--overwrite", "-q")
+    assert over.exit_code == 0 and "3 deblurred" in over.stderr
+
+
+def test_without_recursive_only_the_top_folder(tmp_path, model_file):
+    src = tmp_path / "in"
+    _tree(src)
+    result = run("deblur", src, "-o", tmp_path / "out", "--weights", model_file, "--window", 32)
+    assert result.exit_code == 0
+    assert [p.name for p in (tmp_path / "out").rglob("*") if p.is_file()] == ["one.png"]
+
+
+def test_single_file_to_file_and_default_names(tmp_path, model_file):
+    img = tmp_path / "x.png"
+    Image.fromarray(gradient_image(30, 30)).save(img)
+    assert run("deblur", img, "-o", tmp_path / "y.jpg", "--weights", model_file, "--window", 32).exit_code == 0
+    assert read_image(tmp_path / "y.jpg").format == "JPEG"
+    assert run("deblur", img, "--weights", model_file, "--window", 32, "--ext", "webp").exit_code == 0
+    assert (tmp_path / "x_deblurred.webp").is_file()
+
+
+def test_16bit_in_gives_16bit_out(tmp_path, model_file):
+    img = tmp_path / "deep.png"
+    import cv2
+
+    cv2.imwrite(str(img), gradient_image(30, 40, dtype=np.uint16)[..., ::-1])
+    result = run("deblur", img, "-o", tmp_path / "out.png", "--weights", model_file, "--window", 32)
+    assert result.exit_code == 0, result.output
+    out = read_image(tmp_path / "out.png")
+    assert out.bit_depth == 16 and out.pixels.shape == (30, 40, 3)
+    assert len(np.unique(out.pixels)) > 256  # really 16-bit values, not 8-bit scaled up
+
+
+def test_rgba_alpha_survives_the_cli_bit_for_bit(tmp_path, model_file):
+    alpha = np.random.default_rng(3).integers(0, 256, (30, 40), dtype=np.uint8)
+    Image.fromarray(np.dstack([gradient_image(30, 40), alpha])).save(tmp_path / "t.png")
+    assert (
+        run("deblur", tmp_path / "t.png", "-o", tmp_path / "o.png", "--weights", model_file, "--window", 32).exit_code
+        == 0
+    )
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png"))[..., 3], alpha)
+
+
+def test_exif_orientation_and_icc_through_the_cli(tmp_path, model_file):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "TestCam"
+    stored = gradient_image(40, 60)
+    Image.fromarray(stored).save(tmp_path / "p.jpg", exif=exif.tobytes(), icc_profile=icc, quality=95)
+    assert (
+        run("deblur", tmp_path / "p.jpg", "-o", tmp_path / "o.jpg", "--weights", model_file, "--window", 32).exit_code
+        == 0
+    )
+    with Image.open(tmp_path / "o.jpg") as im:
+        assert im.size == (40, 60)
+        assert im.info["icc_profile"] == icc
+        assert im.getexif().get(0x010F) == "TestCam" and im.getexif().get(0x0112, 1) == 1
+    stripped = run(
+        "deblur",
+        tmp_path / "p.jpg",
+        "-o",
+        tmp_path / "s.jpg",
+        "--weights",
+        model_file,
+        "--window",
+        32,
+        "--strip-metadata",
+    )
+    assert stripped.exit_code == 0
+    with Image.open(tmp_path / "s.jpg") as im:
+        assert "icc_profile" not in im.info and len(im.getexif()) == 0
+
+
+def test_bad_inputs_each_give_one_line_and_the_batch_goes_on(tmp_path, model_file):
+    src = tmp_path / "in"
+    src.mkdir()
+    (tmp_path / "empty").mkdir()
+    Image.fromarray(gradient_image(30, 30)).save(src / "good.png")
+    (src / "zero.png").write_bytes(b"")
+    (src / "cut.jpg").write_bytes(_truncated_jpeg())
+    (src / "noise.png").write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8)))
+    (src / "bomb.png").write_bytes(_png_header(100000, 100000))
+    missing = tmp_path / "missing.png"
+    result = run(
+        "deblur", src, tmp_path / "empty", missing, "-o", tmp_path / "out", "--weights", model_file, "--window", 32
+    )
+    assert result.exit_code == 1
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 6, result.stderr
+    for path in [src / n for n in ("zero.png", "cut.jpg", "noise.png", "bomb.png")] + [missing, tmp_path / "empty"]:
+        assert sum(f"{path}:" in line for line in failed) == 1, path
+    assert (tmp_path / "out" / "good.png").is_file()
+    assert "1 deblurred, 0 skipped, 6 failed" in result.stderr
+
+
+def test_unwritable_output_folder(tmp_path, model_file):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray(gradient_image(20, 20, i)).save(src / f"{i}.png")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the output folder should be")
+    result = run("deblur", src, "-o", blocker / "out", "--weights", model_file, "--window", 32)
+    assert result.exit_code == 1
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 2 and all("cannot write" in line for line in failed)
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--window", "64", "--shift", "80"], "--shift"),
+        (["--window", "8"], "smaller than this model allows"),
+        (["--ext", "gif"], "--ext"),
+        (["--memory-budget", "lots"], "memory size"),
+        (["--blend", "median"], "--blend"),
+        (["--sampler", "euler"], "--sampler"),
+        (["--quality", "0"], "quality"),
+        (["--no-such-flag"], "No such option"),
+    ],
+)
+def test_bad_flags_exit_2(tmp_path, model_file, extra, message):
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "o.png", "--weights", model_file, *extra)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_torchrun_ranks_split_the_files(tmp_path, model_file):
+    jobs = [Job(tmp_path / f"{i}.png", tmp_path / "o" / f"{i}.png") for i in range(5)]
+    assert [j.source.name for j in shard(jobs, 1, 2)] == ["1.png", "3.png"]
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        Image.fromarray(gradient_image(20, 20, i)).save(src / f"{i}.png")
+    result = run(
+        "deblur",
+        src,
+        "-o",
+        tmp_path / "out",
+        "--weights",
+        model_file,
+        "--window",
+        32,
+        env={"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"},
+    )
+    assert result.exit_code == 0 and "rank 1/2: 2 of 4 files" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.png", "3.png"]
+
+
+def test_plan_refuses_to_overwrite_inputs(tmp_path):
+    Image.fromarray(gradient_image(8, 8)).save(tmp_path / "a.png")
+    plan = plan_jobs([tmp_path / "a.png"], tmp_path, suffix="")
+    assert not plan.jobs and "overwrite the input" in str(plan.problems[0])
+
+
+def test_interrupting_a_batch_leaves_no_partial_file(tmp_path, model_file):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(40):
+        Image.fromarray(gradient_image(96, 128, i)).save(src / f"{i:02d}.png")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "swintormer_cli",
+            "deblur",
+            str(src),
+            "-o",
+            str(out),
+            "--weights",
+            str(model_file),
+            "--window",
+            "32",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.is_dir() and len(list(out.glob("*.png"))) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    leftovers = [p.name for p in out.iterdir() if not p.name.endswith(".png") or p.name.startswith(".")]
+    assert leftovers == []
+    written = list(out.glob("*.png"))
+    assert 2 <= len(written) < 40
+    for path in written:
+        assert read_image(path).pixels.shape == (96, 128, 3)

@@ -1,0 +1,179 @@
+import numpy as np
+import pytest
+import torch
+
+from swintormer_cli.inference import Accumulator, DeblurPipeline, TileGrid, merge_weights, parse_size
+from swintormer_cli.inference.memory import format_size, is_out_of_memory
+
+from .conftest import gradient_image, tiny_model
+
+
+def test_grid_covers_the_image_and_snaps_to_the_edge():
+    grid = TileGrid(100, 150, 64, 48)
+    tiles = grid.tiles
+    ys = sorted({t.y for t in tiles})
+    xs = sorted({t.x for t in tiles})
+    assert ys == [0, 36] and xs == [0, 48, 86]
+    cover = torch.zeros(100, 150)
+    for t in tiles:
+        cover[t.slices] += 1
+    assert (cover > 0).all()
+    assert len(grid) == len(tiles)
+
+
+def test_grid_for_a_small_image_is_one_tile_of_its_size():
+    grid = TileGrid(20, 30, 64, 48)
+    assert [(t.y, t.x, t.height, t.width) for t in grid.tiles] == [(0, 0, 20, 30)]
+
+
+def test_shift_larger_than_window_is_refused():
+    with pytest.raises(ValueError, match="must not exceed"):
+        TileGrid(100, 100, 32, 40)
+
+
+def test_feathered_merge_of_a_constant_is_that_constant():
+    grid = TileGrid(70, 90, 32, 20)
+    acc = Accumulator(3, grid, "feather")
+    for t in grid.tiles:
+        acc.add(t, torch.full((3, t.height, t.width), 0.37))
+    assert torch.allclose(acc.result(), torch.full((3, 70, 90), 0.37), atol=1e-6)
+    w = merge_weights(32, 32, "feather", 12)
+    assert w.min() > 0 and w.max() == 1 and w[16, 16] == 1
+
+
+def test_window_at_least_the_image_gives_exactly_the_plain_forward():
+    model, _ = tiny_model()
+    x = torch.rand(3, 40, 56)
+    pipe = DeblurPipeline(model, window=64, device="cpu")
+    with torch.no_grad():
+        plain = model(x[None])[0].clamp(0, 1)
+    assert torch.equal(pipe.restore(x), plain)
+
+
+def test_result_does_not_depend_on_the_tile_batch_size():
+    model, _ = tiny_model()
+    x = torch.rand(3, 90, 110)
+    outs = []
+    for batch in (1, 3, 16):
+        pipe = DeblurPipeline(model, window=32, shift=24, device="cpu")
+        pipe.batch_size = batch
+        outs.append(pipe.restore(x))
+    for other in outs[1:]:
+        # Batched convolutions may round differently in the last bit; nothing else may differ.
+        assert torch.allclose(outs[0], other, atol=1e-5)
+
+
+def test_memory_budget_sets_the_batch_size():
+    model, _ = tiny_model()
+    x = torch.rand(3, 96, 96)
+    small = DeblurPipeline(model, window=32, shift=32, device="cpu", memory_budget=1)
+    small.restore(x)
+    assert small._batch_sizes[(32, 32)] == 1
+    big = DeblurPipeline(model, window=32, shift=32, device="cpu", memory_budget="64GiB")
+    big.restore(x)
+    if big.last_tile_peak:  # measurable on Linux
+        assert big._batch_sizes[(32, 32)] > 1
+
+
+class _OOMOverOne(torch.nn.Module):
+    """Acts like a model whose device runs out of memory for batches above one tile."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner = model
+        self.config = model.config
+        self.batches = []
+
+    def forward(self, x, prior=None):
+        self.batches.append(x.shape[0])
+        if x.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(x, prior)
+
+
+def test_out_of_memory_halves_the_batch_until_it_fits():
+    model, _ = tiny_model()
+    wrapped = _OOMOverOne(model)
+    pipe = DeblurPipeline(wrapped, window=32, shift=32, device="cpu")
+    pipe.batch_size = 8
+    x = torch.rand(3, 64, 96)
+    out = pipe.restore(x)
+    # 6 tiles in a batch of 8 fail; the batch halves to 4, 2, then 1, which fits.
+    assert wrapped.batches[:4] == [6, 4, 2, 1]
+    assert set(wrapped.batches[4:]) == {1}
+    ref = DeblurPipeline(model, window=32, shift=32, device="cpu").restore(x)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_out_of_memory_at_one_tile_is_a_clear_error():
+    class Always(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.config = model.config
+
+        def forward(self, x, prior=None):
+            raise torch.OutOfMemoryError("out of memory")
+
+    model, _ = tiny_model()
+    pipe = DeblurPipeline(Always(model), window=32, device="cpu")
+    pipe.batch_size = 1
+    with pytest.raises(MemoryError, match="smaller window"):
+        pipe.restore(torch.rand(3, 40, 40))
+
+
+class _NaNUnderAutocast(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.inner = model
+        self.config = model.config
+        self.fp32_calls = 0
+
+    def forward(self, x, prior=None):
+        out = self.inner(x, prior)
+        if torch.is_autocast_enabled("cpu"):
+            return out.to(torch.bfloat16) * float("inf")
+        self.fp32_calls += 1
+        return out
+
+
+def test_non_finite_low_precision_tiles_are_redone_in_fp32():
+    model, _ = tiny_model()
+    wrapped = _NaNUnderAutocast(model)
+    pipe = DeblurPipeline(wrapped, window=32, shift=32, device="cpu", precision="bf16")
+    pipe.batch_size = 2
+    x = torch.rand(3, 32, 64)
+    out = pipe.restore(x)
+    assert torch.isfinite(out).all() and wrapped.fp32_calls >= 1
+    ref = DeblurPipeline(model, window=32, shift=32, device="cpu", precision="fp32").restore(x)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_numpy_arrays_come_back_in_their_own_dtype():
+    model, _ = tiny_model()
+    pipe = DeblurPipeline(model, window=32, device="cpu")
+    for dtype in (np.uint8, np.uint16):
+        img = gradient_image(20, 30, dtype=dtype)
+        out = pipe(img)
+        assert out.dtype == dtype and out.shape == img.shape
+
+
+def test_auto_precision_on_cpu_is_fp32_and_bad_devices_are_refused():
+    model, _ = tiny_model()
+    assert DeblurPipeline(model, device="cpu").precision == "fp32"
+    with pytest.raises(ValueError):
+        DeblurPipeline(model, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            DeblurPipeline(model, device="cuda")
+
+
+def test_memory_sizes_parse_and_print():
+    assert parse_size("4GiB") == 4 * 2**30
+    assert parse_size("512MB") == 512_000_000
+    assert parse_size("1.5g") == 1_500_000_000
+    assert format_size(2**30) == "1.00 GiB"
+    for bad in ("lots", "-1GB", "0"):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))

@@ -1,0 +1,168 @@
+import io
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from swintormer_cli import io as sio
+from swintormer_cli.io import ImageReadError, ImageWriteError, read_image, write_image
+
+from .conftest import gradient_image
+
+
+def _icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _exif(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    return exif.tobytes()
+
+
+def test_16bit_png_round_trips_at_16_bits(tmp_path):
+    img = gradient_image(30, 40, dtype=np.uint16)
+    path = tmp_path / "a.png"
+    write_image(path, img)
+    back = read_image(path)
+    assert back.bit_depth == 16 and np.array_equal(back.pixels, img)
+
+
+def test_16bit_png_keeps_icc_and_exif(tmp_path):
+    img = gradient_image(12, 20, dtype=np.uint16)
+    like = sio.LoadedImage(tmp_path / "src.png", img, icc_profile=_icc(), exif=_exif(1))
+    path = tmp_path / "b.png"
+    write_image(path, img, like=like)
+    back = read_image(path)
+    assert back.bit_depth == 16 and np.array_equal(back.pixels, img)
+    assert back.icc_profile == _icc()
+    with Image.open(path) as im:
+        assert im.getexif().get(0x010F) == "TestCam"
+
+
+def test_rgba_alpha_passes_through_bit_for_bit(tmp_path):
+    rgb = gradient_image(25, 35)
+    alpha = np.random.default_rng(1).integers(0, 256, (25, 35), dtype=np.uint8)
+    path = tmp_path / "rgba.png"
+    Image.fromarray(np.dstack([rgb, alpha])).save(path)
+    loaded = read_image(path)
+    assert np.array_equal(loaded.alpha, alpha)
+    out = tmp_path / "out.png"
+    write_image(out, 255 - loaded.pixels, like=loaded)
+    back = np.asarray(Image.open(out))
+    assert back.shape == (25, 35, 4) and np.array_equal(back[..., 3], alpha)
+
+
+def test_jpeg_with_orientation_6_and_icc_comes_out_upright_with_its_metadata(tmp_path):
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:10, :10] = (255, 0, 0)  # a red block in the stored top-left corner
+    src = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(src, exif=_exif(6), icc_profile=_icc(), quality=95)
+    loaded = read_image(src)
+    # Orientation 6: the camera was turned; displayed upright, the image is 40 wide and 60 tall and the
+    # stored top-left corner is at the top-right.
+    assert loaded.pixels.shape == (60, 40, 3)
+    assert loaded.pixels[:10, -10:, 0].mean() > 200 and loaded.pixels[-10:, :10, 0].mean() < 50
+    out = tmp_path / "out.jpg"
+    write_image(out, loaded.pixels, like=loaded)
+    with Image.open(out) as im:
+        assert im.size == (40, 60)
+        assert im.info.get("icc_profile") == _icc()
+        exif = im.getexif()
+        assert exif.get(0x010F) == "TestCam"
+        assert exif.get(0x0112, 1) == 1
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "LA", "I;16"])
+def test_other_modes_are_read_as_rgb(tmp_path, mode):
+    base = Image.fromarray(gradient_image(16, 24))
+    im = base.convert(mode) if mode != "I;16" else Image.fromarray(gradient_image(16, 24, dtype=np.uint16)[..., 0])
+    suffix = ".jpg" if mode == "CMYK" else ".png"
+    path = tmp_path / f"m{suffix}"
+    im.save(path)
+    loaded = read_image(path)
+    assert loaded.pixels.shape == (16, 24, 3)
+    assert loaded.grey == (mode in ("L", "LA", "I;16"))
+    assert (loaded.alpha is not None) == (mode == "LA")
+    if mode == "I;16":
+        assert loaded.bit_depth == 16
+    out = tmp_path / f"out{suffix}"
+    write_image(out, loaded.pixels, like=loaded)
+    assert read_image(out).pixels.shape == (16, 24, 3)
+
+
+def test_non_ascii_paths(tmp_path):
+    path = tmp_path / "фото ü 写真.png"
+    write_image(path, gradient_image(8, 8))
+    assert read_image(path).pixels.shape == (8, 8, 3)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
+
+
+def _truncated_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(gradient_image(64, 64)).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()[: len(buf.getvalue()) // 2]
+
+
+@pytest.mark.parametrize(
+    "name,data,message",
+    [
+        ("empty.png", b"", "empty file"),
+        ("random.png", bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8)), "not an image"),
+        ("cut.jpg", None, "truncated"),
+        ("bomb.png", _png_header(100000, 100000), "decompression bomb"),
+    ],
+)
+def test_bad_files_give_one_clear_line(tmp_path, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(_truncated_jpeg() if data is None else data)
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    text = str(info.value)
+    assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(ImageReadError, match="folder"):
+        read_image(tmp_path)
+
+
+def test_writes_are_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "x.png"
+
+    def boom(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(path, gradient_image(8, 8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_folder_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ImageWriteError) as info:
+        write_image(blocker / "out.png", gradient_image(8, 8))
+    assert str(info.value).startswith(str(blocker / "out.png"))
+
+
+def test_16bit_to_jpeg_is_converted_with_a_note(tmp_path):
+    notes = write_image(tmp_path / "a.jpg", gradient_image(8, 8, dtype=np.uint16))
+    assert any("8 bits" in n for n in notes)
+    assert read_image(tmp_path / "a.jpg").bit_depth == 8

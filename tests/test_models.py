@@ -1,0 +1,130 @@
+import pytest
+import torch
+
+from swintormer_cli.models import PRESETS, Swintormer, count_macs, preset
+from swintormer_cli.models.attention import MixedAttention, WindowAttention
+
+from .conftest import tiny_config, tiny_model
+
+
+@pytest.mark.parametrize("in_views", [1, 2])
+@pytest.mark.parametrize("size", [(17, 33), (300, 517), (16, 16), (5, 7)])
+def test_any_size_keeps_its_shape(in_views, size):
+    model, _ = tiny_model(in_views=in_views)
+    x = torch.rand(1, 3 * in_views, *size)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (1, 3, *size)
+    assert torch.isfinite(y).all()
+
+
+def test_paper_preset_has_25m_parameters():
+    n = Swintormer(PRESETS["paper"]).num_parameters
+    assert abs(n - 25e6) <= 1e6, n
+
+
+def test_restormer_reference_counts_155_gmacs():
+    # Restormer's published configuration, counted with the same FLOP counter. Every layer's cost is linear in
+    # the number of pixels (channel attention too), so 64x64 counts 1/16 of 256x256.
+    macs = count_macs(Swintormer(preset("restormer")).eval(), 64) * 16
+    assert 150e9 < macs < 160e9
+
+
+def test_presets_are_ordered_by_cost():
+    macs = {n: count_macs(Swintormer(PRESETS[n]).eval(), 64) for n in ("tiny", "small", "paper")}
+    assert macs["tiny"] < macs["small"] < macs["paper"]
+
+
+@pytest.mark.parametrize("mode", ["channel", "window", "mixed"])
+def test_every_attention_mode_trains_one_step(mode):
+    torch.manual_seed(0)
+    model = Swintormer(tiny_config(attention=mode))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    loss0 = (model(x) - y).abs().mean()
+    opt.zero_grad()
+    loss0.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+    opt.step()
+    with torch.no_grad():
+        loss1 = (model(x) - y).abs().mean()
+    assert loss1 < loss0
+
+
+def test_attention_modes_give_the_channels_to_the_right_branch():
+    mixed = MixedAttention(16, 2, "mixed", 4, 0, False)
+    assert mixed.window_attn is not None and mixed.channel_attn is not None
+    assert MixedAttention(16, 2, "window", 4, 0, False).channel_attn is None
+    assert MixedAttention(16, 2, "channel", 4, 0, False).window_attn is None
+
+
+def _attend(attn, v_map):
+    q = torch.ones_like(v_map)
+    return attn(q, q, v_map)
+
+
+def test_shifted_window_mask_keeps_wrapped_pixels_apart():
+    # 8x8 map, window 4, shift 2: after the cyclic roll, the window at the bottom-right corner holds pixels
+    # from all four corners of the image. Without the mask, changing a top-left pixel would change outputs
+    # at the bottom-right corner.
+    torch.manual_seed(0)
+    attn = WindowAttention(heads=1, window=4, shift=2)
+    v = torch.rand(1, 2, 8, 8)
+    base = _attend(attn, v)
+    perturbed = v.clone()
+    perturbed[..., 0, 0] += 10.0
+    changed = (_attend(attn, perturbed) - base).abs().sum(dim=1)[0] > 1e-6
+    # Pixel (0, 0) is only seen by the pixels of its own (shifted) window: rows and columns 0..1.
+    assert changed[:2, :2].all()
+    assert not changed[2:, :].any() and not changed[:, 2:].any()
+
+
+def test_unshifted_window_sees_only_its_window():
+    attn = WindowAttention(heads=1, window=4, shift=0)
+    v = torch.rand(1, 2, 8, 8)
+    base = _attend(attn, v)
+    perturbed = v.clone()
+    perturbed[..., 5, 6] += 10.0
+    changed = (_attend(attn, perturbed) - base).abs().sum(dim=1)[0] > 1e-6
+    assert changed[4:, 4:].all() and changed.sum() == 16
+
+
+def test_padding_does_not_leak_into_real_pixels():
+    # A 6x6 map padded to 8x8: the padded keys are masked, so the result equals attention restricted to the
+    # real pixels of each window (checked against a map whose padding area holds other values).
+    torch.manual_seed(0)
+    attn = WindowAttention(heads=1, window=4, shift=0)
+    q, k, v = (torch.rand(1, 2, 6, 6) for _ in range(3))
+    out = attn(q, k, v)
+    # Top-left window is all real pixels: compare with plain softmax attention over those 16 pixels.
+    bias = attn.relative_position_bias[attn.relative_position_index.reshape(-1)].reshape(16, 16)
+    qs, ks, vs = (t[0, :, :4, :4].reshape(2, 16).T for t in (q, k, v))
+    ref = torch.softmax(qs @ ks.T / (2**0.5) + bias, dim=-1) @ vs
+    assert torch.allclose(out[0, :, :4, :4].reshape(2, 16).T, ref, atol=1e-5)
+    assert torch.isfinite(out).all()
+
+
+def test_model_without_prior_has_no_prior_modules_and_rejects_one():
+    model, _ = tiny_model(prior=False)
+    assert not any(n.startswith("prior_") for n, _ in model.named_parameters())
+    with pytest.raises(ValueError, match="without a prior"):
+        model(torch.rand(1, 3, 16, 16), torch.rand(1, 4, 1, 1))
+
+
+def test_model_with_prior_uses_it():
+    model, prior = tiny_model(prior=True)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        a = model(x, torch.zeros(1, prior.channels, 2, 2))
+        b = model(x, torch.ones(1, prior.channels, 2, 2))
+    assert (a - b).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="needs one"):
+        model(x)
+
+
+def test_config_round_trip_and_unknown_keys():
+    cfg = tiny_config(prior_channels=4)
+    assert type(cfg).from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        type(cfg).from_dict({**cfg.to_dict(), "nope": 1})

@@ -1,0 +1,184 @@
+import pytest
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel, VQModel
+
+from swintormer_cli.checkpoint import CheckpointError, load_model, load_restorer, save_model
+from swintormer_cli.inference import DeblurPipeline
+from swintormer_cli.models import Swintormer
+from swintormer_cli.prior import LDMSuperResolutionPrior, make_sampler, noise_draws
+from swintormer_cli.prior.base import ddpm_step
+from swintormer_cli.training.stages import joint_loss, prior_loss, restorer_loss, set_trainable
+
+from .conftest import tiny_config, tiny_model, tiny_prior
+
+
+def _count_calls(module):
+    calls = []
+    module.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+def test_ddim_with_eta_zero_is_deterministic():
+    prior = tiny_prior().eval()
+    x = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        a = prior(x, steps=5, generator=torch.Generator().manual_seed(3))
+        b = prior(x, steps=5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert noise_draws(5, "ddim", 0.0) == 1
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddim", 7), ("ddpm", 5), ("ddim", 1)])
+def test_samplers_call_the_denoiser_once_per_step(sampler, steps):
+    prior = tiny_prior().eval()
+    calls = _count_calls(prior.denoiser)
+    with torch.no_grad():
+        prior(torch.rand(1, 3, 32, 32), steps=steps, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == steps
+
+
+def test_ddpm_step_with_given_noise_equals_diffusers_step():
+    prior = tiny_prior()
+    for prediction in ("sample", "epsilon"):
+        config = {**prior.train_scheduler.config, "prediction_type": prediction}
+        scheduler = make_sampler(DDPMScheduler.from_config(config), "ddpm", 10)
+        sample = torch.randn(2, 4, 5, 6)
+        output = torch.randn(2, 4, 5, 6) * 0.5
+        for t in scheduler.timesteps.tolist():
+            expected = scheduler.step(output, t, sample, generator=torch.Generator().manual_seed(t)).prev_sample
+            noise = torch.randn(sample.shape, generator=torch.Generator().manual_seed(t))
+            assert torch.allclose(ddpm_step(scheduler, output, t, sample, noise), expected, atol=1e-6)
+
+
+def test_same_seed_same_image_across_memory_budgets_and_batch_sizes():
+    model, prior = tiny_model(prior=True)
+    x = torch.rand(3, 80, 100)
+    results = []
+    for batch in (1, 4):
+        for sampler, eta in (("ddim", 0.0), ("ddim", 0.5), ("ddpm", 0.0)):
+            pipe = DeblurPipeline(
+                model, prior, window=32, shift=24, device="cpu", seed=11, prior_steps=4, sampler=sampler, eta=eta
+            )
+            pipe.batch_size = batch
+            results.append((batch, sampler, eta, pipe.restore(x)))
+    by_setting = {}
+    for _batch, sampler, eta, out in results:
+        by_setting.setdefault((sampler, eta), []).append(out)
+    for outs in by_setting.values():
+        assert torch.allclose(outs[0], outs[1], atol=1e-5)
+    # The same seed and settings again: bit for bit.
+    again = DeblurPipeline(model, prior, window=32, shift=24, device="cpu", seed=11, prior_steps=4)
+    again.batch_size = 1
+    assert torch.equal(again.restore(x), results[0][3])
+
+
+def test_different_seeds_give_different_priors_and_images():
+    model, prior = tiny_model(prior=True)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a = prior(x, steps=4, generator=torch.Generator().manual_seed(1))
+        b = prior(x, steps=4, generator=torch.Generator().manual_seed(2))
+    assert (a - b).abs().max() > 1e-3
+    outs = [DeblurPipeline(model, prior, window=32, device="cpu", seed=s, prior_steps=4).restore(x[0]) for s in (1, 2)]
+    assert (outs[0] - outs[1]).abs().max() > 1e-5
+
+
+@pytest.mark.parametrize("size", [(17, 33), (45, 71)])
+def test_odd_sizes_work_with_the_prior_on(size):
+    model, prior = tiny_model(prior=True)
+    x = torch.rand(3, *size)
+    out = DeblurPipeline(model, prior, window=32, shift=24, device="cpu", prior_steps=3).restore(x)
+    assert out.shape == (3, *size) and torch.isfinite(out).all()
+
+
+def _tiny_ldm(folder):
+    unet = UNet2DModel(
+        in_channels=6,
+        out_channels=3,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        add_attention=False,
+    )
+    unet.save_pretrained(folder / "unet")
+    VQModel(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8,),
+        latent_channels=3,
+        num_vq_embeddings=16,
+        norm_num_groups=4,
+    ).save_pretrained(folder / "vqvae")
+    DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear").save_pretrained(folder / "scheduler")
+
+
+def test_ldm_sr_prior_runs_end_to_end_from_a_saved_model(tmp_path):
+    _tiny_ldm(tmp_path)
+    prior = LDMSuperResolutionPrior.from_pretrained(tmp_path)
+    assert prior.channels == 3 and prior.scale == 1
+    calls = _count_calls(prior.unet)
+    with torch.no_grad():
+        z = prior(torch.rand(1, 3, 20, 30), steps=3, eta=1.0, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (1, 3, 20, 30) and len(calls) == 3
+    assert not any(p.requires_grad for p in prior.parameters())
+    # A Swintormer fused with it, saved and loaded through the model file, through the pipeline.
+    model = Swintormer(tiny_config(prior_channels=3, prior_scale=2))
+    path = save_model(tmp_path / "m.safetensors", model, prior)
+    bundle = load_model(path)
+    assert bundle.prior_kind == "ldm-sr" and bundle.prior.source == str(tmp_path)
+    out = DeblurPipeline.from_bundle(bundle, window=32, device="cpu", prior_steps=2, eta=1.0).restore(
+        torch.rand(3, 40, 50)
+    )
+    assert out.shape == (3, 40, 50) and torch.isfinite(out).all()
+
+
+def test_a_prior_checkpoint_on_a_network_without_prior_is_refused(tmp_path):
+    model, prior = tiny_model(prior=True)
+    path = save_model(tmp_path / "p.safetensors", model, prior)
+    state = {
+        k[len("restorer.") :]: v
+        for k, v in __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(path)).items()
+        if k.startswith("restorer.")
+    }
+    with pytest.raises(CheckpointError, match="trained with a prior"):
+        load_restorer(Swintormer(tiny_config()), state, str(path))
+    # load_model itself pairs them, so the same file loads fine.
+    assert load_model(path).prior is not None
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    sharp = torch.rand(2, 3, 32, 32, generator=g)
+    blurry = torch.nn.functional.avg_pool2d(sharp, 5, stride=1, padding=2, count_include_pad=False)
+    return blurry, sharp
+
+
+@pytest.mark.parametrize("stage", ["restorer", "prior", "joint"])
+def test_one_step_of_each_stage_reduces_its_loss(stage):
+    torch.manual_seed(0)
+    model, prior = tiny_model(prior=True)
+    model.train()
+    prior.train()
+    blurry, sharp = _batch()
+    params = set_trainable(stage, model, prior)
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def loss_fn():
+        g = torch.Generator().manual_seed(5)  # the same timesteps and noise before and after the step
+        if stage == "restorer":
+            return restorer_loss(model, prior, blurry, sharp)
+        if stage == "prior":
+            return prior_loss(prior, blurry, sharp, g, sample_steps=2)
+        return joint_loss(model, prior, blurry, sharp, g, sample_steps=2)
+
+    before = loss_fn()
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    with torch.no_grad():
+        after = loss_fn()
+    assert after < before
+    frozen = {"restorer": prior.denoiser, "prior": model, "joint": prior.target_encoder}[stage]
+    assert not any(p.requires_grad for p in frozen.parameters())

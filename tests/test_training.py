@@ -1,0 +1,155 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from swintormer_cli.cli import app
+from swintormer_cli.training.config import load_config
+from swintormer_cli.training.trainer import learning_rate
+from swintormer_cli.weights import Registry, resolve_model
+
+from .test_data import _photos
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "tiny-cpu.yaml"
+
+
+def _overrides(tmp_path, out, steps=20, every=5):
+    photos = _photos(tmp_path / "photos", n=3, size=(72, 90))
+    val = tmp_path / "val"
+    _photos(val / "source", n=1, size=(40, 48))
+    _photos(val / "target", n=1, size=(40, 48))
+    return [
+        f"output_dir={out}",
+        f"max_steps={steps}",
+        f"data.roots=[{photos}]",
+        "data.crop_size=32",
+        "data.workers=0",
+        "batch_size=2",
+        "threads=1",
+        f"checkpoint_every={every}",
+        "log_every=2",
+        f"validation.sets=[{val}]",
+        f"validation.every={every}",
+        "validation.window=32",
+        "optim.warmup_steps=2",
+        "model.overrides={dim: 8, encoder_blocks: [1, 1, 1], latent_blocks: 1, decoder_blocks: [1, 1, 1], "
+        "refinement_blocks: 1, heads: [1, 1, 2, 2], window_size: 4}",
+        "prior.config={cond_channels: 8, encoder_width: 8, encoder_blocks: 1, denoiser_channels: [8]}",
+        "prior.train_sample_steps=2",
+        "degradation.max_radius=[0.5, 4.0]",
+    ]
+
+
+def test_train_tiny_cpu_config_completes(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--config", str(CONFIG), "--no-progress"]
+    for o in _overrides(tmp_path, out):
+        args += ["--set", o]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "config.yaml").is_file()
+    for name in ("model.safetensors", "ema.safetensors", "state.pt"):
+        assert (out / "checkpoints" / "last" / name).is_file()
+    assert (out / "checkpoints" / "best" / "ema.safetensors").is_file()
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert any('"validation"' in line for line in lines) and any('"stage": "joint"' in line for line in lines)
+    # Export it as a registered model and load it back through the registry.
+    folder = tmp_path / "weights"
+    result = CliRunner().invoke(app, ["weights", "export", str(out), "mini", "--folder", str(folder), "--default"])
+    assert result.exit_code == 0, result.output
+    bundle = resolve_model(registry=Registry.load(folder)).load()
+    assert bundle.prior is not None and bundle.trained_window == 32
+    tensors = load_file(str(folder / "mini.safetensors"))
+    assert not any(k.startswith("prior.target_encoder.") for k in tensors)
+    assert (folder / "mini.md").is_file()
+
+
+def test_learning_rate_warms_up_then_decays_per_stage(tmp_path):
+    cfg = load_config(CONFIG, ["max_steps=800", "optim.warmup_steps=10"])
+    first, end = cfg.stage_bounds("restorer")
+    assert (first, end) == (0, 600) and cfg.stage_at(600) == "prior" and cfg.stage_at(799) == "joint"
+    assert learning_rate(cfg, 0) < learning_rate(cfg, 9) == pytest.approx(cfg.optim.lr)
+    assert learning_rate(cfg, 599) == pytest.approx(cfg.optim.min_lr, rel=0.05)
+    assert learning_rate(cfg, 600) < learning_rate(cfg, 609)
+
+
+def _train_cmd(config_args):
+    return [sys.executable, "-m", "swintormer_cli", "train", "--config", str(CONFIG), "--no-progress"] + config_args
+
+
+def _set_args(overrides):
+    args = []
+    for o in overrides:
+        args += ["--set", o]
+    return args
+
+
+def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
+    steps = 12
+    straight = tmp_path / "straight"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = [o for o in _overrides(tmp_path, straight, steps=steps, every=1) if not o.startswith("validation.sets")]
+    base.append("validation.sets=[]")
+    subprocess.run(_train_cmd(_set_args(base)), check=True, env=env, capture_output=True, timeout=600)
+
+    killed = tmp_path / "killed"
+    args = _set_args([o.replace(str(straight), str(killed)) for o in base])
+    proc = subprocess.Popen(_train_cmd(args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = killed / "checkpoints" / "last" / "state.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if state.is_file() and torch.load(state, weights_only=True)["step"] >= steps // 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    reached = torch.load(state, weights_only=True)["step"]
+    assert reached < steps, "the run finished before it could be killed"
+    subprocess.run(_train_cmd(args + ["--resume", "auto"]), check=True, env=env, capture_output=True, timeout=600)
+    for name in ("model.safetensors", "ema.safetensors"):
+        a = load_file(str(straight / "checkpoints" / "last" / name))
+        b = load_file(str(killed / "checkpoints" / "last" / name))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.allclose(a[key], b[key], atol=1e-6), (name, key)
+
+
+def test_two_process_gloo_run_writes_one_checkpoint(tmp_path):
+    out = tmp_path / "ddp"
+    overrides = [o for o in _overrides(tmp_path, out, steps=3, every=3) if not o.startswith("validation.sets")]
+    overrides.append("validation.sets=[]")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "swintormer_cli",
+        "train",
+        "--config",
+        str(CONFIG),
+        "--no-progress",
+        "--set",
+        "device=cpu",
+        "--set",
+        "threads=1",
+    ]
+    result = subprocess.run(
+        cmd + _set_args(overrides),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last"]
+    assert torch.load(out / "checkpoints" / "last" / "state.pt", weights_only=True)["step"] == 3

@@ -1,0 +1,149 @@
+"""The registry, weight resolution, and the Hub path against a real (loopback) HTTP server.
+
+huggingface_hub reads HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE when it is imported, so each Hub scenario
+runs in a fresh Python process with its own environment.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from swintormer_cli.weights import Registry, RegistryEntry, WeightsError, resolve_model, sha256_of
+
+from .hub_server import FakeHub
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+REPO = "swintormer-test/tiny"
+
+
+def _registry(folder, model_file, sha=None, hub=True):
+    entry = RegistryEntry(
+        name="tiny",
+        file="tiny.safetensors",
+        sha256=sha or sha256_of(model_file),
+        preset="tiny",
+        prior="latent",
+        window=64,
+        hub={"repo_id": REPO, "revision": COMMIT, "filename": "tiny.safetensors"} if hub else None,
+    )
+    reg = Registry("tiny", {"tiny": entry}, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    reg.save()
+    return reg
+
+
+def test_weights_path_and_pickles(model_file, tmp_path):
+    resolved = resolve_model(weights=model_file)
+    assert resolved.origin == "file" and resolved.load().prior is not None
+    resolved = resolve_model(weights=model_file.parent)  # a folder holding one file
+    assert resolved.path == model_file
+    pickle = tmp_path / "model.pt"
+    pickle.write_bytes(b"x")
+    with pytest.raises(WeightsError, match="only .safetensors"):
+        resolve_model(weights=pickle)
+    with pytest.raises(WeightsError, match="no such"):
+        resolve_model(weights=tmp_path / "missing.safetensors")
+
+
+def test_embedded_file_is_checked(model_file, tmp_path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "tiny.safetensors").write_bytes(model_file.read_bytes())
+    reg = _registry(folder, model_file)
+    assert resolve_model(registry=reg).origin == "embedded"
+    bad = _registry(folder, model_file, sha="0" * 64)
+    with pytest.raises(WeightsError, match="does not match"):
+        resolve_model(registry=bad)
+
+
+def test_no_model_installed_is_one_line(tmp_path):
+    with pytest.raises(WeightsError, match="no model is installed") as info:
+        resolve_model(registry=Registry(None, {}, tmp_path))
+    assert "\n" not in str(info.value)
+    with pytest.raises(WeightsError, match="unknown model"):
+        resolve_model("nope", registry=Registry(None, {}, tmp_path))
+
+
+_SCRIPT = textwrap.dedent("""
+    import sys
+    from swintormer_cli.weights import Registry, WeightsError, resolve_model
+    try:
+        r = resolve_model(registry=Registry.load(sys.argv[1]))
+        print("OK", r.origin, r.path)
+    except WeightsError as exc:
+        print("ERR", exc)
+""")
+
+
+def _resolve_in_subprocess(folder, env_extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(env_extra)
+    out = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(folder)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith(("OK", "ERR"))]
+    assert len(lines) == 1, out.stdout + out.stderr
+    return lines[0]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_hub_download_cache_offline_and_errors(model_file, tmp_path):
+    folder = tmp_path / "registry"  # the registry only: the file is not embedded
+    _registry(folder, model_file)
+    home = tmp_path / "hf"
+    data = model_file.read_bytes()
+    with FakeHub() as hub:
+        hub.add(REPO, COMMIT, "tiny.safetensors", data)
+        env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(home)}
+        # Offline with an empty cache: one line naming the model and the variable.
+        line = _resolve_in_subprocess(folder, {**env, "HF_HUB_OFFLINE": "1"})
+        assert line.startswith("ERR") and "HF_HUB_OFFLINE" in line and "tiny" in line
+        # First download.
+        line = _resolve_in_subprocess(folder, env)
+        assert line.startswith("OK hub") and str(home) in line
+
+        def file_requests():
+            return [r for r in hub.requests if "/resolve/" in r]
+
+        assert any(r.startswith("GET") for r in file_requests())
+        # Cache hit: the pinned commit is in the cache; the file is not asked for again.
+        before = len(file_requests())
+        assert _resolve_in_subprocess(folder, env).startswith("OK hub")
+        assert len(file_requests()) == before
+        # Offline with the cache filled.
+        assert _resolve_in_subprocess(folder, {**env, "HF_HUB_OFFLINE": "1"}).startswith("OK hub")
+
+    # A file whose sha256 differs from the registry is refused.
+    bad_home = tmp_path / "hf-bad"
+    with FakeHub() as hub:
+        hub.add(REPO, COMMIT, "tiny.safetensors", data + b"tampered")
+        line = _resolve_in_subprocess(folder, {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(bad_home)})
+        assert line.startswith("ERR") and "does not match" in line
+
+    # 404: the repo has no such file.
+    with FakeHub() as hub:
+        line = _resolve_in_subprocess(folder, {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "hf-404")})
+        assert line.startswith("ERR") and "not found on the Hub" in line
+
+    # Connection refused: nothing listens on the port.
+    dead = f"http://127.0.0.1:{_free_port()}"
+    line = _resolve_in_subprocess(folder, {"HF_ENDPOINT": dead, "HF_HOME": str(tmp_path / "hf-dead")})
+    assert line.startswith("ERR") and "cannot reach the Hub" in line and dead in line
+
+
+def test_registry_file_round_trip(tmp_path, model_file):
+    reg = _registry(tmp_path, model_file)
+    data = json.loads((tmp_path / "registry.json").read_text())
+    assert data["default"] == "tiny" and data["models"]["tiny"]["hub"]["revision"] == COMMIT
+    assert Registry.load(tmp_path).get(None).sha256 == reg.models["tiny"].sha256
