@@ -7,6 +7,7 @@ import typer
 from .deblur import deblur
 from .evaluate import bench, evaluate
 from .info import info
+from .preview import preview
 from .train import train
 from .weights import app as weights_app
 
@@ -23,6 +24,7 @@ app.command()(train)
 app.add_typer(weights_app, name="weights")
 app.command()(info)
 app.command()(bench)
+app.command()(preview)
 
 
 def main() -> None:

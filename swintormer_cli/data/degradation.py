@@ -23,13 +23,13 @@ Every part is ranged from the config; a probability of 0 or an empty range switc
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from ..config_dict import DictConfig
 from .jpeg import jpeg
 from .psf import PSFShape, fft_convolve, kernel_size, render_psf
 
@@ -38,7 +38,7 @@ RECIPES: tuple[str, ...] = ("disk", "lens")
 
 
 @dataclass
-class DegradationConfig:
+class DegradationConfig(DictConfig):
     recipe: str = "lens"
     # -- depth ---------------------------------------------------------------------------------------
     depth_weights: dict[str, float] = field(default_factory=lambda: {"blobs": 0.35, "plane": 0.35, "layered": 0.3})
@@ -119,17 +119,6 @@ class DegradationConfig:
             read_noise=(0.0005, 0.006),
             shot_noise=(0.0, 0.0),
         )
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DegradationConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown degradation keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 # -- colour ---------------------------------------------------------------------------------------------

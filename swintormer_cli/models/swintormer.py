@@ -23,12 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config_dict import DictConfig
 from .attention import ATTENTION_MODES, TransformerBlock
 from .padding import pad_to_multiple
 
 
 @dataclass
-class SwintormerConfig:
+class SwintormerConfig(DictConfig):
     in_views: int = 1
     """1: a single RGB image; 2: a dual-pixel pair (left and right views, 6 channels)."""
     dim: int = 48
@@ -68,17 +69,6 @@ class SwintormerConfig:
     def size_multiple(self) -> int:
         """Inputs are padded internally to a multiple of this (the deepest level's scale)."""
         return self.level_scales[-1]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SwintormerConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown Swintormer config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 PRESETS: dict[str, SwintormerConfig] = {

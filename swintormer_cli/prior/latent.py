@@ -15,7 +15,6 @@ noise: alpha_bar_T ~ 5e-5), x_0 prediction, "trailing" timestep spacing so a few
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -23,12 +22,13 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from torch import nn
 
+from ..config_dict import DictConfig
 from ..models.padding import pad_to_multiple
 from .base import Prior
 
 
 @dataclass
-class LatentPriorConfig:
+class LatentPriorConfig(DictConfig):
     in_views: int = 1
     latent_channels: int = 4
     scale: int = 16
@@ -50,17 +50,6 @@ class LatentPriorConfig:
         self.denoiser_channels = tuple(self.denoiser_channels)
         if self.scale not in (4, 8, 16):
             raise ValueError(f"latent scale must be 4, 8 or 16, got {self.scale}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> LatentPriorConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown latent prior config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 class _ResBlock(nn.Module):

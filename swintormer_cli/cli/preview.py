@@ -1,0 +1,39 @@
+"""`swintormer preview`: a contact sheet of the training degradation, to look at before training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import failure, out, usage_error
+
+
+def preview(
+    config: Path = typer.Option(..., "--config", "-c", help="A training config; its data roots and degradation."),
+    output: Path = typer.Option(Path("degradation-preview.png"), "-o", "--output", help="The sheet to write (PNG)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting, as for `train`."),
+    count: int = typer.Option(8, min=1, max=64, help="Rows (crops)."),
+    crop: int = typer.Option(192, min=32, help="Crop size in pixels."),
+    seed: int = typer.Option(0, help="Seed for crops and degradations."),
+) -> None:
+    """Write sharp and degraded crops, their blur-radius maps and PSFs as one image."""
+    from ..data.degradation import DegradationConfig
+    from ..data.preview import contact_sheet
+    from ..io import atomic_write_bytes, encode_image
+    from ..training.config import load_config
+
+    try:
+        cfg = load_config(config, set_)
+        degradation = DegradationConfig.from_dict(cfg.degradation)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        raise usage_error(str(exc)) from exc
+    try:
+        sheet = contact_sheet(cfg.data.roots, degradation, count, crop, seed)
+    except FileNotFoundError as exc:
+        raise failure(str(exc)) from exc
+    import numpy as np
+
+    data, _ = encode_image(np.asarray(sheet), ".png")
+    atomic_write_bytes(output, data)
+    out.print(f"wrote {output}")
