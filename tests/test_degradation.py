@@ -149,3 +149,10 @@ def test_bad_configs_are_refused():
         DegradationConfig(max_radius=(5, 1))
     with pytest.raises(ValueError):
         DegradationConfig.from_dict({"radius": 3})
+
+
+def test_a_mixed_batch_keeps_its_order_and_shapes():
+    sharp = torch.rand(6, 3, 40, 40)
+    out = Degradation(DegradationConfig(disk_fraction=0.5))(sharp, torch.Generator().manual_seed(0))
+    assert out.blurry.shape == sharp.shape and torch.equal(out.sharp, sharp.clamp(0, 1))
+    assert out.psfs.shape[:2] == (6, 3) and torch.allclose(out.psfs.sum(dim=(-2, -1)), torch.ones(6, 3), atol=1e-5)

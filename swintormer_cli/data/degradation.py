@@ -23,6 +23,7 @@ Every part is ranged from the config; a probability of 0 or an empty range switc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -74,6 +75,9 @@ class DegradationConfig(DictConfig):
     """Per-channel gain difference of the blurry image, +-fraction (real pairs differ by a few %)."""
     jpeg_probability: float = 0.0
     jpeg_quality: Range = (60.0, 95.0)
+    # -- mixing --------------------------------------------------------------------------------------
+    disk_fraction: float = 0.0
+    """``lens`` only: this share of each batch is made with the ``defocus-v1`` disk recipe instead."""
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
@@ -106,6 +110,8 @@ class DegradationConfig(DictConfig):
             )
         if self.levels < 2:
             raise ValueError("levels must be at least 2")
+        if not 0.0 <= self.disk_fraction <= 1.0:
+            raise ValueError(f"disk_fraction must be in [0, 1], got {self.disk_fraction}")
 
     @classmethod
     def defocus_v1(cls) -> DegradationConfig:
@@ -212,6 +218,44 @@ class Degradation:
         g = generator
         if sharp.device != g.device:
             raise ValueError(f"images on {sharp.device} but the generator on {g.device}")
+        if cfg.recipe == "lens" and cfg.disk_fraction > 0:
+            return self._mixed(sharp, g)
+        return self._degrade(sharp, g)
+
+    def _mixed(self, sharp: torch.Tensor, g: torch.Generator) -> DegradedBatch:
+        """Part of the batch with the disk recipe, the rest with the lens recipe, in their original order."""
+        disk = _bernoulli(sharp.shape[0], self.config.disk_fraction, g)
+        parts = {}
+        for use_disk, cfg in (
+            (True, DegradationConfig.defocus_v1()),
+            (False, dataclasses.replace(self.config, disk_fraction=0.0)),
+        ):
+            idx = (disk == use_disk).nonzero().flatten()
+            if len(idx):
+                parts[use_disk] = (idx, Degradation(cfg)._degrade(sharp[idx], g))
+        first = next(iter(parts.values()))[1]
+        n = sharp.shape[0]
+        size = max(p.psfs.shape[-1] for _, p in parts.values())
+        merged = DegradedBatch(
+            torch.empty(n, *first.blurry.shape[1:], device=sharp.device),
+            torch.empty(n, *first.sharp.shape[1:], device=sharp.device),
+            torch.empty(n, *first.radius.shape[1:], device=sharp.device),
+            torch.zeros(n, 3, size, size, device=sharp.device),
+            torch.zeros(n, 1, *first.radius.shape[-2:], device=sharp.device),
+            torch.zeros(n, device=sharp.device),
+        )
+        for idx, part in parts.values():
+            merged.blurry[idx] = part.blurry
+            merged.sharp[idx] = part.sharp
+            merged.radius[idx] = part.radius
+            pad = (size - part.psfs.shape[-1]) // 2
+            merged.psfs[idx] = torch.nn.functional.pad(part.psfs, (pad, pad, pad, pad))
+            merged.foreground[idx] = part.foreground
+            merged.foreground_radius[idx] = part.foreground_radius
+        return merged
+
+    def _degrade(self, sharp: torch.Tensor, g: torch.Generator) -> DegradedBatch:
+        cfg = self.config
         sharp = sharp.float().clamp(0, 1)
         n, _, h, w = sharp.shape
         linear = srgb_to_linear(sharp)

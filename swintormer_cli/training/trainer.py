@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from ..checkpoint import load_model, save_model
@@ -53,6 +53,19 @@ def build_networks(config: TrainConfig) -> tuple[Swintormer, LatentPrior | None]
         overrides.update(prior_channels=prior.channels, prior_scale=prior.scale)
     model = Swintormer(preset(config.model.preset, **overrides))
     return model, prior
+
+
+def ema_with_warmup(decay: float):
+    """EMA whose decay grows as (1 + n) / (10 + n) up to ``decay``: without the warm-up, a 0.999 average
+    still holds 37% of the random initial weights after 1000 steps (13% after 2000)."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = float(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        torch._foreach_lerp_(averaged, current, 1 - d)
+
+    return update
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -89,7 +102,7 @@ class Trainer:
         if self.prior is not None:
             self.prior.to(self.device)
         self.networks = nn.ModuleDict({"restorer": self.model, **({"prior": self.prior} if self.prior else {})})
-        self.ema = AveragedModel(self.networks, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema), use_buffers=False)
+        self.ema = AveragedModel(self.networks, multi_avg_fn=ema_with_warmup(config.optim.ema), use_buffers=False)
         self.loss_module = StageLoss(
             self.model, self.prior, config.prior.train_sample_steps, config.prior.latent_loss_weight
         )
