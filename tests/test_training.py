@@ -153,3 +153,15 @@ def test_two_process_gloo_run_writes_one_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last"]
     assert torch.load(out / "checkpoints" / "last" / "state.pt", weights_only=True)["step"] == 3
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_committed_config_loads(path):
+    from swintormer_cli.data.degradation import DegradationConfig
+    from swintormer_cli.training.trainer import build_networks
+
+    cfg = load_config(path)
+    DegradationConfig.from_dict(cfg.degradation)
+    if cfg.model.preset != "paper":  # building 25 M parameters takes a while; the preset has its own test
+        model, prior = build_networks(cfg)
+        assert (prior is None) == (cfg.prior.kind == "none")
