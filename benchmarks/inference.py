@@ -47,7 +47,7 @@ def child(args) -> None:
             start = time.perf_counter()
             pipe.restore(image)
             seconds = time.perf_counter() - start
-            result.update(batch=max(pipe._batch_sizes.values()), tiles=len(pipe.grid(h, w)))
+            result.update(batch=pipe.tile_batch, tiles=len(pipe.grid(h, w)))
         else:
             import time
 

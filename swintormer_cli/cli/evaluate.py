@@ -52,6 +52,7 @@ def evaluate(
     from ..evaluation.report import tables, write_csv, write_json
     from ..evaluation.runner import LPIPSMetric, sweep
     from ..evaluation.runner import evaluate as run_eval
+    from ..weights import sha256_of
 
     if dataset not in ("dpdd", "pairs"):
         raise usage_error(f"--dataset must be dpdd or pairs, got {dataset!r}")
@@ -105,8 +106,7 @@ def evaluate(
         "name": resolved.name,
         "origin": resolved.origin,
         "path": str(resolved.path),
-        "sha256": resolved.sha256
-        or __import__("swintormer_cli.weights", fromlist=["sha256_of"]).sha256_of(resolved.path),
+        "sha256": resolved.sha256 or sha256_of(resolved.path),
         "prior": bundle.prior_kind,
         "config": bundle.config.to_dict(),
         "training": bundle.training,

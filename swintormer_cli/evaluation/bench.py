@@ -35,7 +35,7 @@ def run_tiled(pipeline, image: torch.Tensor, repeats: int = 1) -> dict:
         "megapixels_per_s": mp / best,
         "peak_bytes": meter.peak,
         "tiles": len(pipeline.grid(image.shape[-2], image.shape[-1])),
-        "batch": pipeline.batch_size or max(pipeline._batch_sizes.values(), default=1),
+        "batch": pipeline.tile_batch,
     }
 
 

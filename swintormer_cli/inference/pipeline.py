@@ -218,6 +218,11 @@ class DeblurPipeline:
                 progress(i, len(tiles))
         return acc.result().clamp_(0, 1)
 
+    @property
+    def tile_batch(self) -> int:
+        """The tile batch size in use (fixed, or the largest measured so far; 1 before any run)."""
+        return self.batch_size or max(self._batch_sizes.values(), default=1)
+
     # -- internals ------------------------------------------------------------------------------------
     def _noise_grid(self, tiles: list[Tile]) -> torch.Tensor | None:
         """Noise for the whole image's latent grid, from the seed alone."""
