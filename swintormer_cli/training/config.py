@@ -55,7 +55,6 @@ class OptimSection:
     grad_clip: float = 0.01
     """Max gradient norm (Restormer's training code uses 0.01)."""
     ema: float = 0.999
-    perceptual_weight: float = 0.0
 
 
 @dataclass
