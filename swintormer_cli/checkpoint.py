@@ -18,6 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .io import new_file_mode
 from .models import Swintormer, SwintormerConfig
 from .prior import Prior, build_prior
 
@@ -94,6 +95,7 @@ def save_model(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -346,6 +346,13 @@ def encode_image(
     return buf.getvalue(), notes
 
 
+def new_file_mode() -> int:
+    """The mode an ordinary new file gets here (0o666 less the umask); temporary files are created 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write through a temporary file in the same folder and rename it into place."""
     path = Path(path)
@@ -355,6 +362,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except OSError as exc:
         raise ImageWriteError(path, f"cannot write here ({exc.strerror or exc})") from exc
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

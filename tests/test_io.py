@@ -166,3 +166,13 @@ def test_16bit_to_jpeg_is_converted_with_a_note(tmp_path):
     notes = write_image(tmp_path / "a.jpg", gradient_image(8, 8, dtype=np.uint16))
     assert any("8 bits" in n for n in notes)
     assert read_image(tmp_path / "a.jpg").bit_depth == 8
+
+
+def test_written_images_get_ordinary_file_permissions(tmp_path):
+    # The temporary file is private (0o600); the finished image must be readable like any other new file.
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "out.png", gradient_image(8, 8))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o644

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from swintormer_cli.cli import app
 from swintormer_cli.training.config import load_config
-from swintormer_cli.training.trainer import learning_rate
+from swintormer_cli.training.trainer import Trainer, learning_rate
 from swintormer_cli.weights import Registry, resolve_model
 
 from .test_data import _photos
@@ -79,6 +79,32 @@ def test_learning_rate_warms_up_then_decays_per_stage(tmp_path):
     assert learning_rate(cfg, 0) < learning_rate(cfg, 9) == pytest.approx(cfg.optim.lr)
     assert learning_rate(cfg, 599) == pytest.approx(cfg.optim.min_lr, rel=0.05)
     assert learning_rate(cfg, 600) < learning_rate(cfg, 609)
+
+
+def test_a_short_stage_gets_a_short_warm_up_and_its_decay():
+    cfg = load_config(CONFIG, ["max_steps=800", "optim.warmup_steps=200"])
+    first, end = cfg.stage_bounds("prior")
+    assert (first, end) == (600, 700)
+    assert learning_rate(cfg, first + 24) == pytest.approx(cfg.optim.lr)  # warm-up capped at a quarter
+    assert learning_rate(cfg, end - 1) == pytest.approx(cfg.optim.min_lr, rel=0.1)
+    long = load_config(CONFIG, ["max_steps=8000", "optim.warmup_steps=200"])
+    assert learning_rate(long, 198) < learning_rate(long, 199) == pytest.approx(long.optim.lr)  # kept in full
+
+
+def test_a_new_stage_restarts_the_weight_average(tmp_path):
+    cfg = load_config(CONFIG, _overrides(tmp_path, tmp_path / "run"))
+    trainer = Trainer(cfg, progress=False)
+    trainer._enter_stage("restorer")
+    for _ in range(5):
+        trainer.ema.update_parameters(trainer.networks)
+    trainer._enter_stage("prior")
+    with torch.no_grad():  # what the prior stage's optimisation does to the prior
+        for p in trainer.prior.parameters():
+            p.add_(1.0)
+    trainer.ema.update_parameters(trainer.networks)
+    # The average follows the new stage from its start, not mostly the untrained prior of before.
+    for averaged, current in zip(trainer.ema.module.parameters(), trainer.networks.parameters(), strict=True):
+        assert torch.equal(averaged, current)
 
 
 def _train_cmd(config_args):

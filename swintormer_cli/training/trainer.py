@@ -69,13 +69,16 @@ def ema_with_warmup(decay: float):
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine from ``lr`` to ``min_lr`` over the current stage."""
+    """Linear warm-up, then cosine from ``lr`` to ``min_lr`` over the current stage.
+
+    The warm-up takes at most a quarter of a stage, so a short stage still gets its decay."""
     o = config.optim
     first, end = config.stage_bounds(config.stage_at(step))
     local, length = step - first, max(1, end - first)
-    if local < o.warmup_steps:
-        return o.lr * (local + 1) / o.warmup_steps
-    progress = (local - o.warmup_steps) / max(1, length - o.warmup_steps)
+    warmup = max(1, min(o.warmup_steps, length // 4))
+    if local < warmup:
+        return o.lr * (local + 1) / warmup
+    progress = (local - warmup) / max(1, length - warmup)
     return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -182,6 +185,9 @@ class Trainer:
         if self.stage is not None and stage != self.stage:
             # A new stage starts from the averaged weights: they are what the next stage must build on.
             self.networks.load_state_dict(self.ema.module.state_dict())
+            # And the average starts again from them: a 0.999 average carried across the boundary would keep
+            # most of the untrained prior through a stage of a few hundred steps (and export it).
+            self.ema.n_averaged.zero_()
         params = set_trainable(stage, self.model, self.prior)
         o = self.config.optim
         self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)

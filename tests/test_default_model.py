@@ -1,0 +1,39 @@
+"""The shipped default model: installed, loadable offline, and it really deblurs."""
+
+import numpy as np
+import torch
+
+from swintormer_cli.data.degradation import Degradation, DegradationConfig
+from swintormer_cli.evaluation.metrics import psnr
+from swintormer_cli.inference import DeblurPipeline
+from swintormer_cli.weights import Registry, resolve_model
+
+from .conftest import gradient_image
+
+
+def test_the_default_model_is_embedded_and_verified():
+    registry = Registry.load()
+    assert registry.default in registry.models
+    resolved = resolve_model()
+    assert resolved.origin == "embedded" and resolved.sha256 == registry.models[registry.default].sha256
+
+
+def test_the_default_model_improves_psnr_on_a_blurred_image():
+    bundle = resolve_model().load()
+    pipe = DeblurPipeline.from_bundle(bundle, device="cpu", seed=0)
+    # A sharp synthetic scene with edges at many orientations and scales, blurred with the benchmark's recipe.
+    h, w = 160, 224
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    rings = 0.5 + 0.5 * np.sin(np.hypot(y - 70, x - 100) / 3.0)
+    img = gradient_image(h, w, seed=4).astype(np.float32) / 255
+    img[..., 0] = np.where((x // 16 + y // 16) % 2 == 0, img[..., 0], rings)
+    img[30:60, 140:200] = [0.9, 0.2, 0.1]
+    sharp = torch.from_numpy(np.round(img * 255) / 255).permute(2, 0, 1)[None]
+    cfg = DegradationConfig.defocus_v1()
+    cfg.max_radius = (3.0, 3.0)
+    blurry = Degradation(cfg)(sharp, torch.Generator().manual_seed(0)).blurry[0]
+    restored = pipe.restore(blurry)
+    before = psnr(blurry.permute(1, 2, 0).numpy(), sharp[0].permute(1, 2, 0).numpy())
+    after = psnr(restored.permute(1, 2, 0).numpy(), sharp[0].permute(1, 2, 0).numpy())
+    # Measured: 23.07 -> 23.23 dB with tiny-latent; re-initialised weights score 13.3 dB.
+    assert after > before + 0.1, (before, after)
