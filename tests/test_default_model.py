@@ -11,11 +11,13 @@ from swintormer_cli.weights import Registry, resolve_model
 from .conftest import gradient_image
 
 
-def test_the_default_model_is_embedded_and_verified():
+def test_the_shipped_models_are_embedded_and_verified():
     registry = Registry.load()
     assert registry.default in registry.models
-    resolved = resolve_model()
-    assert resolved.origin == "embedded" and resolved.sha256 == registry.models[registry.default].sha256
+    assert resolve_model().name == registry.default
+    for name, entry in registry.models.items():
+        resolved = resolve_model(name)
+        assert resolved.origin == "embedded" and resolved.sha256 == entry.sha256
 
 
 def test_the_default_model_improves_psnr_on_a_blurred_image():
