@@ -9,16 +9,14 @@ with it automatically, and a mismatch between the two is reported instead of sil
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from .io import new_file_mode
+from .io import atomic_write_bytes
 from .models import Swintormer, SwintormerConfig
 from .prior import Prior, build_prior
 
@@ -90,16 +88,7 @@ def save_model(
         "prior": json.dumps(prior_spec(prior)),
         "training": json.dumps(training or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
     return path
 
 
