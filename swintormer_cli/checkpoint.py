@@ -142,6 +142,57 @@ def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle
     return ModelBundle(model, prior, kind, meta["training"], str(path))
 
 
+# Fields a fine-tuning run may change: adding a prior adds zero-initialised modulations, nothing else.
+_PRIOR_FIELDS = ("prior_channels", "prior_scale", "prior_hidden")
+
+
+def init_from_file(model: Swintormer, prior: Prior | None, path: str | Path) -> None:
+    """Copy a model file's weights into networks built for training (fine-tuning).
+
+    The restorer must have the file's architecture. A file without a prior may start a network with one:
+    the prior modulations are left at their zero initialisation, so the network computes what the file's did.
+    A file with a prior needs a run with the same prior (its weights are loaded too)."""
+    path = Path(path)
+    meta = read_metadata(path)
+    theirs = SwintormerConfig.from_dict(meta["swintormer_config"]).to_dict()
+    ours = model.config.to_dict()
+    differs = sorted(k for k in ours if k not in _PRIOR_FIELDS and ours[k] != theirs.get(k))
+    if differs:
+        raise CheckpointError(
+            f"{path}: its network differs from the one being trained in {', '.join(differs)} "
+            f"(file {[theirs.get(k) for k in differs]}, run {[ours[k] for k in differs]})"
+        )
+    kind = meta["prior"].get("kind", "none")
+    run_kind = prior.kind if prior is not None else "none"
+    if kind != "none" and kind != run_kind:
+        raise CheckpointError(f"{path}: it was trained with a {kind!r} prior, but this run has prior {run_kind!r}")
+    prior_differs = [k for k in _PRIOR_FIELDS if ours[k] != theirs.get(k)] if kind != "none" else []
+    if prior_differs:
+        raise CheckpointError(
+            f"{path}: its prior fusion differs from this run's in {', '.join(prior_differs)} "
+            f"(file {[theirs.get(k) for k in prior_differs]}, run {[ours[k] for k in prior_differs]})"
+        )
+    tensors = load_file(str(path))
+    restorer = {k[len("restorer.") :]: v for k, v in tensors.items() if k.startswith("restorer.")}
+    missing, unexpected = model.load_state_dict(restorer, strict=False)
+    # Only the modulations a newly added prior brings may be missing.
+    missing = [k for k in missing if not (kind == "none" and k.startswith("prior_"))]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match the network (missing {sorted(missing)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]})"
+        )
+    if kind == "latent" and prior is not None:
+        state = {k[len("prior.") :]: v for k, v in tensors.items() if k.startswith("prior.")}
+        missing, unexpected = prior.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            # An inference export leaves out the target encoder, which the prior and joint stages need.
+            raise CheckpointError(
+                f"{path}: its prior weights are incomplete for training (missing {sorted(missing)[:3]}, "
+                f"unexpected {sorted(unexpected)[:3]}); fine-tune from a training checkpoint's model file"
+            )
+
+
 def load_restorer(model: Swintormer, state: dict[str, torch.Tensor], name: str) -> None:
     """Load restorer weights, with a clear message when the checkpoint and the network disagree on the prior."""
     has_prior_weights = any(k.startswith("prior_") for k in state)

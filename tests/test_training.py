@@ -69,7 +69,19 @@ def test_train_tiny_cpu_config_completes(tmp_path):
     assert bundle.prior is not None and bundle.trained_window == 32
     tensors = load_file(str(folder / "mini.safetensors"))
     assert not any(k.startswith("prior.target_encoder.") for k in tensors)
-    assert (folder / "mini.md").is_file()
+    card = folder / "mini.md"
+    # Re-exporting keeps what was written into the card by hand and renews the checksum and training record.
+    card.write_text(
+        card.read_text().replace("## Training record", "## Scores\n\nmeasured by hand\n\n## Training record")
+    )
+    result = CliRunner().invoke(
+        app, ["weights", "export", str(out), "mini", "--folder", str(folder), "--which", "best"]
+    )
+    assert result.exit_code == 0, result.output
+    text = card.read_text()
+    sha = Registry.load(folder).get("mini").sha256
+    assert "measured by hand" in text and f"- sha256: `{sha}`" in text and text.count("## Training record") == 1
+    assert '"checkpoint": ' in text and "best" in text.split("## Training record")[1]
 
 
 def test_learning_rate_warms_up_then_decays_per_stage(tmp_path):
@@ -105,6 +117,50 @@ def test_a_new_stage_restarts_the_weight_average(tmp_path):
     # The average follows the new stage from its start, not mostly the untrained prior of before.
     for averaged, current in zip(trainer.ema.module.parameters(), trainer.networks.parameters(), strict=True):
         assert torch.equal(averaged, current)
+
+
+def _tiny_model_file(tmp_path, name, prior_kind, **model):
+    from swintormer_cli.checkpoint import save_model
+
+    cfg = load_config(CONFIG, [*_overrides(tmp_path, tmp_path / name), f"prior.kind={prior_kind}", "stage=restorer"])
+    cfg.model.overrides.update(model)
+    trainer = Trainer(cfg, progress=False)
+    return save_model(tmp_path / f"{name}.safetensors", trainer.model, trainer.prior), trainer
+
+
+def test_fine_tuning_starts_from_the_weights_of_a_model_file(tmp_path):
+    path, source = _tiny_model_file(tmp_path, "plain", "none")
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = source.model(x)
+    # Adding a prior to a plain model: its modulations start at zero, so the network computes the same.
+    cfg = load_config(CONFIG, [*_overrides(tmp_path, tmp_path / "ft"), f"init_from={path}"])
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.prior is not None
+    with torch.no_grad():
+        guide = torch.randn(1, *trainer.prior.latent_shape(32, 32))
+        assert torch.equal(trainer.model(x, guide), expected)
+        assert torch.equal(trainer.ema.module["restorer"](x, guide), expected)  # the average starts there too
+    # The seed's random weights would compute something else.
+    cfg = load_config(CONFIG, _overrides(tmp_path, tmp_path / "scratch"))
+    with torch.no_grad():
+        scratch = Trainer(cfg, progress=False).model(x, guide)
+    assert not torch.allclose(scratch, expected)
+
+
+def test_fine_tuning_refuses_a_file_of_another_network(tmp_path):
+    from swintormer_cli.checkpoint import CheckpointError
+
+    wide, _ = _tiny_model_file(tmp_path, "wide", "none", dim=16)
+    cfg = load_config(CONFIG, [*_overrides(tmp_path, tmp_path / "a"), f"init_from={wide}"])
+    with pytest.raises(CheckpointError, match=r"wide\.safetensors.*differs.*dim"):
+        Trainer(cfg, progress=False)
+    with_prior, _ = _tiny_model_file(tmp_path, "guided", "latent")
+    cfg = load_config(
+        CONFIG, [*_overrides(tmp_path, tmp_path / "b"), f"init_from={with_prior}", "prior.kind=none", "stage=restorer"]
+    )
+    with pytest.raises(CheckpointError, match="'latent' prior"):
+        Trainer(cfg, progress=False)
 
 
 def _train_cmd(config_args):
@@ -191,3 +247,14 @@ def test_every_committed_config_loads(path):
     if cfg.model.preset != "paper":  # building 25 M parameters takes a while; the preset has its own test
         model, prior = build_networks(cfg)
         assert (prior is None) == (cfg.prior.kind == "none")
+        if cfg.init_from:  # a committed fine-tuning config starts from a committed model file
+            from swintormer_cli.checkpoint import init_from_file
+
+            init_from_file(model, prior, ROOT / cfg.init_from)
+
+
+def test_init_from_takes_a_path_or_a_registered_name(tmp_path):
+    from swintormer_cli.training.trainer import resolve_model_file
+
+    assert resolve_model_file("tiny-plain").resolve() == (ROOT / "weights" / "tiny-plain.safetensors").resolve()
+    assert resolve_model_file(str(tmp_path / "mine.safetensors")) == tmp_path / "mine.safetensors"

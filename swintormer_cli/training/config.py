@@ -84,6 +84,10 @@ class TrainConfig:
         default_factory=lambda: {"restorer": 0.75, "prior": 0.125, "joint": 0.125}
     )
     """With ``stage: all``: the share of ``max_steps`` each stage gets, run in this order."""
+    init_from: str | None = None
+    """Start from the weights of a model file (a path, or a registered model's name) instead of random ones:
+    fine-tuning. A file without a prior can start a run with one (its modulations start at zero, so the
+    network starts out computing what the file's did). Ignored when a run resumes from its own checkpoint."""
     log_every: int = 20
     checkpoint_every: int = 500
     model: ModelSection = field(default_factory=ModelSection)

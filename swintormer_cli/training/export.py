@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -66,8 +67,7 @@ def export_run(
         training=training,
     )
     card = registry.folder / entry.card
-    if not card.exists():
-        card.write_text(_card(entry, run_config))
+    card.write_text(_refresh_card(card.read_text(), entry, run_config) if card.exists() else _card(entry, run_config))
     registry.models[name] = entry
     if make_default or not registry.default:
         registry.default = name
@@ -75,11 +75,27 @@ def export_run(
     return entry, target
 
 
+_RECORD_HEADING = "## Training record"
+
+
+def _generated(entry: RegistryEntry, run_config: dict) -> str:
+    return (
+        f"{_RECORD_HEADING}\n\n```json\n" + json.dumps(entry.training, indent=2) + "\n```\n\n"
+        "## Training configuration\n\n```yaml\n" + yaml.safe_dump(run_config, sort_keys=False) + "```\n"
+    )
+
+
 def _card(entry: RegistryEntry, run_config: dict) -> str:
     return (
         f"# {entry.name}\n\n{entry.description}\n\n"
         f"- preset: {entry.preset}; prior: {entry.prior}; training window: {entry.window}\n"
-        f"- sha256: `{entry.sha256}`\n\n"
-        "## Training record\n\n```json\n" + json.dumps(entry.training, indent=2) + "\n```\n\n"
-        "## Training configuration\n\n```yaml\n" + yaml.safe_dump(run_config, sort_keys=False) + "```\n"
+        f"- sha256: `{entry.sha256}`\n\n" + _generated(entry, run_config)
     )
+
+
+def _refresh_card(text: str, entry: RegistryEntry, run_config: dict) -> str:
+    """Re-exporting keeps what was written by hand and renews what export wrote: the checksum line and the
+    training record and configuration (a stale checksum in a card would contradict the registry)."""
+    text = re.sub(r"^- sha256: `[0-9a-f]*`$", f"- sha256: `{entry.sha256}`", text, count=1, flags=re.MULTILINE)
+    kept = text.split(_RECORD_HEADING, 1)[0].rstrip("\n")
+    return kept + "\n\n" + _generated(entry, run_config)

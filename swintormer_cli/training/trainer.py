@@ -29,7 +29,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
-from ..checkpoint import load_model, save_model
+from ..checkpoint import init_from_file, load_model, save_model
 from ..data.datasets import PairedImages, PairedSample, SharpImages, StepSampler, collate_pairs, list_images
 from ..data.degradation import Degradation, DegradationConfig
 from ..data.psf import kernel_size
@@ -41,6 +41,16 @@ from .config import TrainConfig, dump_config
 from .stages import StageLoss, set_trainable
 
 log = logging.getLogger("swintormer.train")
+
+
+def resolve_model_file(spec: str) -> Path:
+    """``init_from`` as a path to a model file, or else the name of a registered model."""
+    path = Path(spec).expanduser()
+    if path.exists() or path.suffix == ".safetensors" or os.sep in spec:
+        return path
+    from ..weights import resolve_model
+
+    return resolve_model(model=spec).path
 
 
 def build_networks(config: TrainConfig) -> tuple[Swintormer, LatentPrior | None]:
@@ -101,6 +111,9 @@ class Trainer:
         # The initial weights come from the seed too: one config gives the same model again.
         torch.manual_seed(config.seed)
         self.model, self.prior = build_networks(config)
+        if config.init_from:
+            # Before the average is made, so it starts from these weights too; a resume overwrites both.
+            init_from_file(self.model, self.prior, resolve_model_file(config.init_from))
         self.model.to(self.device)
         if self.prior is not None:
             self.prior.to(self.device)
@@ -250,7 +263,8 @@ class Trainer:
             folder = previous  # killed between the two renames of _publish
         if not (folder / "state.pt").is_file():
             if spec == "auto":
-                log.info("no checkpoint in %s: starting from scratch", folder)
+                start = f"the weights of {self.config.init_from}" if self.config.init_from else "scratch"
+                log.info("no checkpoint in %s: starting from %s", folder, start)
                 return
             raise FileNotFoundError(f"{folder}: no state.pt to resume from")
         raw = load_model(folder / "model.safetensors")
