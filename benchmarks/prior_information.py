@@ -28,9 +28,7 @@ from swintormer_cli.io import read_image
 
 
 def _tensor(path: Path) -> torch.Tensor:
-    pixels = read_image(path).pixels
-    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-    return torch.from_numpy(pixels.astype(np.float32) / scale).permute(2, 0, 1)[None]
+    return torch.from_numpy(read_image(path).to_float()).permute(2, 0, 1)[None]
 
 
 def _hwc(x: torch.Tensor) -> np.ndarray:

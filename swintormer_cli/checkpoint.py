@@ -112,6 +112,16 @@ def read_metadata(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: damaged model metadata ({exc})") from exc
 
 
+def _split_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A model file's tensors as (restorer state, prior state), prefixes removed."""
+    tensors = load_file(str(path))
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    return part("restorer."), part("prior.")
+
+
 def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle:
     """Build the restorer and its prior from a model file and load their weights."""
     path = Path(path)
@@ -125,11 +135,9 @@ def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle
         )
     model = Swintormer(config)
     prior = build_prior(kind, spec.get("config"), in_views=config.in_views, source=prior_source or spec.get("source"))
-    tensors = load_file(str(path))
-    restorer = {k[len("restorer.") :]: v for k, v in tensors.items() if k.startswith("restorer.")}
+    restorer, state = _split_tensors(path)
     load_restorer(model, restorer, str(path))
     if prior is not None and kind == "latent":
-        state = {k[len("prior.") :]: v for k, v in tensors.items() if k.startswith("prior.")}
         missing, unexpected = prior.load_state_dict(state, strict=False)
         missing = [k for k in missing if not f"prior.{k}".startswith(TRAINING_ONLY_PREFIXES)]
         if missing or unexpected:
@@ -142,7 +150,7 @@ def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle
     return ModelBundle(model, prior, kind, meta["training"], str(path))
 
 
-# Fields a fine-tuning run may change: adding a prior adds zero-initialised modulations, nothing else.
+# Fields a fine-tuning run may set anew when its file has no prior: adding one adds zero-initialised modulations.
 _PRIOR_FIELDS = ("prior_channels", "prior_scale", "prior_hidden")
 
 
@@ -154,26 +162,20 @@ def init_from_file(model: Swintormer, prior: Prior | None, path: str | Path) -> 
     A file with a prior needs a run with the same prior (its weights are loaded too)."""
     path = Path(path)
     meta = read_metadata(path)
+    kind = meta["prior"].get("kind", "none")
+    run_kind = prior.kind if prior is not None else "none"
+    if kind != "none" and kind != run_kind:
+        raise CheckpointError(f"{path}: it was trained with a {kind!r} prior, but this run has prior {run_kind!r}")
     theirs = SwintormerConfig.from_dict(meta["swintormer_config"]).to_dict()
     ours = model.config.to_dict()
-    differs = sorted(k for k in ours if k not in _PRIOR_FIELDS and ours[k] != theirs.get(k))
+    # A file with a prior fixes the prior fusion too; a file without one leaves it to the run.
+    differs = sorted(k for k in ours if (kind != "none" or k not in _PRIOR_FIELDS) and ours[k] != theirs.get(k))
     if differs:
         raise CheckpointError(
             f"{path}: its network differs from the one being trained in {', '.join(differs)} "
             f"(file {[theirs.get(k) for k in differs]}, run {[ours[k] for k in differs]})"
         )
-    kind = meta["prior"].get("kind", "none")
-    run_kind = prior.kind if prior is not None else "none"
-    if kind != "none" and kind != run_kind:
-        raise CheckpointError(f"{path}: it was trained with a {kind!r} prior, but this run has prior {run_kind!r}")
-    prior_differs = [k for k in _PRIOR_FIELDS if ours[k] != theirs.get(k)] if kind != "none" else []
-    if prior_differs:
-        raise CheckpointError(
-            f"{path}: its prior fusion differs from this run's in {', '.join(prior_differs)} "
-            f"(file {[theirs.get(k) for k in prior_differs]}, run {[ours[k] for k in prior_differs]})"
-        )
-    tensors = load_file(str(path))
-    restorer = {k[len("restorer.") :]: v for k, v in tensors.items() if k.startswith("restorer.")}
+    restorer, state = _split_tensors(path)
     missing, unexpected = model.load_state_dict(restorer, strict=False)
     # Only the modulations a newly added prior brings may be missing.
     missing = [k for k in missing if not (kind == "none" and k.startswith("prior_"))]
@@ -183,7 +185,6 @@ def init_from_file(model: Swintormer, prior: Prior | None, path: str | Path) -> 
             f"unexpected {sorted(unexpected)[:3]})"
         )
     if kind == "latent" and prior is not None:
-        state = {k[len("prior.") :]: v for k, v in tensors.items() if k.startswith("prior.")}
         missing, unexpected = prior.load_state_dict(state, strict=False)
         if missing or unexpected:
             # An inference export leaves out the target encoder, which the prior and joint stages need.
