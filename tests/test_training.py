@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -82,6 +83,21 @@ def test_train_tiny_cpu_config_completes(tmp_path):
     sha = Registry.load(folder).get("mini").sha256
     assert "measured by hand" in text and f"- sha256: `{sha}`" in text and text.count("## Training record") == 1
     assert '"checkpoint": ' in text and "best" in text.split("## Training record")[1]
+
+
+def test_every_zero_means_only_at_the_last_step(tmp_path):
+    out = tmp_path / "run"
+    overrides = [o for o in _overrides(tmp_path, out, steps=4, every=0) if not o.startswith("log_every")]
+    cfg = load_config(CONFIG, [*overrides, "log_every=0", "prior.kind=none", "stage=restorer"])
+    from swintormer_cli.training.trainer import train
+
+    train(cfg, progress=False)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [4]
+    assert [r["step"] for r in records if "validation" in r] == [4]
+    assert torch.load(out / "checkpoints" / "last" / "state.pt", weights_only=True)["step"] == 4
+    with pytest.raises(ValueError, match="validation.every must be 0"):
+        load_config(CONFIG, ["validation.every=-1"])
 
 
 def test_learning_rate_warms_up_then_decays_per_stage(tmp_path):
@@ -247,10 +263,17 @@ def test_every_committed_config_loads(path):
     if cfg.model.preset != "paper":  # building 25 M parameters takes a while; the preset has its own test
         model, prior = build_networks(cfg)
         assert (prior is None) == (cfg.prior.kind == "none")
-        if cfg.init_from:  # a committed fine-tuning config starts from a committed model file
+        if cfg.init_from:
             from swintormer_cli.checkpoint import init_from_file
 
-            init_from_file(model, prior, ROOT / cfg.init_from)
+            source = Path(cfg.init_from)
+            if (ROOT / source).is_file() and not source.is_relative_to("runs"):
+                init_from_file(model, prior, ROOT / source)  # a committed model file
+            else:  # or the output of another committed config: a chain that re-trains from scratch
+                outputs = {
+                    Path(load_config(other).output_dir) for other in (ROOT / "configs").rglob("*.yaml") if other != path
+                }
+                assert any(source.is_relative_to(o) for o in outputs), f"{path.name}: nothing makes {source}"
 
 
 def test_init_from_takes_a_path_or_a_registered_name(tmp_path):

@@ -62,6 +62,7 @@ class ValidationSection:
     sets: list[str] = field(default_factory=list)
     """Paired folders (source/ + target/) scored with the EMA weights, tiled the way ``deblur`` runs."""
     every: int = 1000
+    """Validate every this many steps, and at the last; 0: only at the last."""
     max_images: int = 6
     window: int | None = None
     shift: int | None = None
@@ -90,6 +91,7 @@ class TrainConfig:
     network starts out computing what the file's did). Ignored when a run resumes from its own checkpoint."""
     log_every: int = 20
     checkpoint_every: int = 500
+    """Like ``log_every`` and ``validation.every``: also at the last step; 0 means only there."""
     model: ModelSection = field(default_factory=ModelSection)
     prior: PriorSection = field(default_factory=PriorSection)
     data: DataSection = field(default_factory=DataSection)
@@ -106,6 +108,13 @@ class TrainConfig:
             raise ValueError(
                 f"stage_fractions needs non-negative shares of restorer, prior, joint; got {self.stage_fractions}"
             )
+        for key, value in (
+            ("log_every", self.log_every),
+            ("checkpoint_every", self.checkpoint_every),
+            ("validation.every", self.validation.every),
+        ):
+            if value < 0:
+                raise ValueError(f"{key} must be 0 (only at the last step) or a positive step count, got {value}")
         if self.prior.kind not in ("latent", "none"):
             raise ValueError(f"prior.kind must be 'latent' or 'none' for training, got {self.prior.kind!r}")
         if self.stage in ("prior", "joint") and self.prior.kind == "none":

@@ -43,6 +43,12 @@ from .stages import StageLoss, set_trainable
 log = logging.getLogger("swintormer.train")
 
 
+def _due(step: int, every: int, last: bool) -> bool:
+    """Whether a periodic action (log, validation, checkpoint) runs at this step; ``every: 0`` means only at
+    the last step."""
+    return last or (every > 0 and step % every == 0)
+
+
 def resolve_model_file(spec: str) -> Path:
     """``init_from`` as a path to a model file, or else the name of a registered model."""
     path = Path(spec).expanduser()
@@ -376,7 +382,8 @@ class Trainer:
                 window_loss += value
                 window_n += 1
                 bar.update(self.step, value, lr, self.stage)
-                if self.step % c.log_every == 0 or self.step == c.max_steps:
+                last = self.step == c.max_steps
+                if _due(self.step, c.log_every, last):
                     now = time.time()
                     record = {
                         "step": self.step,
@@ -390,8 +397,7 @@ class Trainer:
                     if not bar.enabled and self.dist.is_main:
                         print(_plain_line(record, c.max_steps), flush=True)
                     window_loss, window_n, window_start = 0.0, 0, now
-                last = self.step == c.max_steps
-                if c.validation.sets and (self.step % c.validation.every == 0 or last) and self.dist.is_main:
+                if c.validation.sets and _due(self.step, c.validation.every, last) and self.dist.is_main:
                     scores = self.validate()
                     self._log({"step": self.step, "validation": scores})
                     if not bar.enabled:
@@ -400,7 +406,7 @@ class Trainer:
                     if first["psnr"] > self.best_psnr:
                         self.best_psnr = first["psnr"]
                         self.save("best")
-                if self.step % c.checkpoint_every == 0 or last:
+                if _due(self.step, c.checkpoint_every, last):
                     self.save("last")
                 distributed.barrier()
         finally:
