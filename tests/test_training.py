@@ -64,7 +64,10 @@ def test_train_tiny_cpu_config_completes(tmp_path):
     assert any('"validation"' in line for line in lines) and any('"stage": "joint"' in line for line in lines)
     # Export it as a registered model and load it back through the registry.
     folder = tmp_path / "weights"
-    result = CliRunner().invoke(app, ["weights", "export", str(out), "mini", "--folder", str(folder), "--default"])
+    result = CliRunner().invoke(
+        app,
+        ["weights", "export", str(out), "mini", "--folder", str(folder), "--default", "--description", "a mini model"],
+    )
     assert result.exit_code == 0, result.output
     bundle = resolve_model(registry=Registry.load(folder)).load()
     assert bundle.prior is not None and bundle.trained_window == 32
@@ -81,6 +84,7 @@ def test_train_tiny_cpu_config_completes(tmp_path):
     assert result.exit_code == 0, result.output
     text = card.read_text()
     sha = Registry.load(folder).get("mini").sha256
+    assert Registry.load(folder).get("mini").description == "a mini model"  # kept when not given again
     assert "measured by hand" in text and f"- sha256: `{sha}`" in text and text.count("## Training record") == 1
     assert '"checkpoint": ' in text and "best" in text.split("## Training record")[1]
 

@@ -99,7 +99,9 @@ def export(
     run_dir: Path = typer.Argument(..., help="A training run directory (or a checkpoint folder inside it)."),
     name: str = typer.Argument(..., help="Name to register the model under."),
     which: str = typer.Option("best", help="Checkpoint to export: best or last."),
-    description: str = typer.Option("", help="One line for `weights list`."),
+    description: str | None = typer.Option(
+        None, help="One line for `weights list` (default: the existing entry's, when re-exporting)."
+    ),
     shift: int | None = typer.Option(None, help="Default shift to record (default: 3/4 of the window)."),
     window: int | None = typer.Option(None, help="Default window to record (default: the run's validation window)."),
     make_default: bool = typer.Option(False, "--default", help="Make it the registry's default model."),

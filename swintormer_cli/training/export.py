@@ -34,7 +34,7 @@ def export_run(
     run_dir: str | Path,
     name: str,
     which: str = "best",
-    description: str = "",
+    description: str | None = None,
     window: int | None = None,
     shift: int | None = None,
     make_default: bool = False,
@@ -47,6 +47,9 @@ def export_run(
         raise ExportError(str(exc)) from exc
     registry = Registry.load(folder)
     registry.folder.mkdir(parents=True, exist_ok=True)
+    if description is None:  # a re-export renews the weights, not what was said about them
+        previous = registry.models.get(name)
+        description = previous.description if previous else ""
     training = dict(bundle.training)
     config_file = run / "config.yaml"
     run_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
