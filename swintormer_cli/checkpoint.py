@@ -176,14 +176,7 @@ def init_from_file(model: Swintormer, prior: Prior | None, path: str | Path) -> 
             f"(file {[theirs.get(k) for k in differs]}, run {[ours[k] for k in differs]})"
         )
     restorer, state = _split_tensors(path)
-    missing, unexpected = model.load_state_dict(restorer, strict=False)
-    # Only the modulations a newly added prior brings may be missing.
-    missing = [k for k in missing if not (kind == "none" and k.startswith("prior_"))]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: weights do not match the network (missing {sorted(missing)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]})"
-        )
+    load_restorer(model, restorer, str(path), new_prior=kind == "none")
     if kind == "latent" and prior is not None:
         missing, unexpected = prior.load_state_dict(state, strict=False)
         if missing or unexpected:
@@ -194,17 +187,22 @@ def init_from_file(model: Swintormer, prior: Prior | None, path: str | Path) -> 
             )
 
 
-def load_restorer(model: Swintormer, state: dict[str, torch.Tensor], name: str) -> None:
-    """Load restorer weights, with a clear message when the checkpoint and the network disagree on the prior."""
+def load_restorer(model: Swintormer, state: dict[str, torch.Tensor], name: str, new_prior: bool = False) -> None:
+    """Load restorer weights, with a clear message when the checkpoint and the network disagree on the prior.
+
+    ``new_prior``: weights without a prior may go into a network with one (fine-tuning adds a prior), whose
+    modulations then keep their zero initialisation."""
     has_prior_weights = any(k.startswith("prior_") for k in state)
     if has_prior_weights and not model.config.prior_channels:
         raise CheckpointError(
             f"{name}: this checkpoint was trained with a prior, but the network was built without one "
             "(prior_channels = 0); build it with the checkpoint's config (load_model does)"
         )
-    if not has_prior_weights and model.config.prior_channels:
+    if not has_prior_weights and model.config.prior_channels and not new_prior:
         raise CheckpointError(f"{name}: this checkpoint has no prior weights, but the network was built with a prior")
     missing, unexpected = model.load_state_dict(state, strict=False)
+    if new_prior and not has_prior_weights:
+        missing = [k for k in missing if not k.startswith("prior_")]
     if missing or unexpected:
         raise CheckpointError(
             f"{name}: weights do not match the network "
