@@ -1,3 +1,4 @@
+import functools
 import io
 import os
 import struct
@@ -13,7 +14,9 @@ from swintormer_cli.io import ImageReadError, ImageWriteError, read_image, write
 from .conftest import gradient_image
 
 
+@functools.cache
 def _icc() -> bytes:
+    # Once per session: the profile's header carries its creation time, so two calls a second apart differ.
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
