@@ -154,12 +154,15 @@ def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle
 _PRIOR_FIELDS = ("prior_channels", "prior_scale", "prior_hidden")
 
 
-def init_from_file(model: Swintormer, prior: Prior | None, path: str | Path) -> None:
+def init_from_file(
+    model: Swintormer, prior: Prior | None, path: str | Path, relearn_target_encoder: bool = False
+) -> None:
     """Copy a model file's weights into networks built for training (fine-tuning).
 
     The restorer must have the file's architecture. A file without a prior may start a network with one:
     the prior modulations are left at their zero initialisation, so the network computes what the file's did.
-    A file with a prior needs a run with the same prior (its weights are loaded too)."""
+    A file with a prior needs a run with the same prior (its weights are loaded too). An inference export
+    has no target encoder; ``relearn_target_encoder`` (a run with an ``encoder`` stage) accepts that."""
     path = Path(path)
     meta = read_metadata(path)
     kind = meta["prior"].get("kind", "none")
@@ -179,11 +182,14 @@ def init_from_file(model: Swintormer, prior: Prior | None, path: str | Path) -> 
     load_restorer(model, restorer, str(path), new_prior=kind == "none")
     if kind == "latent" and prior is not None:
         missing, unexpected = prior.load_state_dict(state, strict=False)
+        if relearn_target_encoder:
+            missing = [k for k in missing if not f"prior.{k}".startswith(TRAINING_ONLY_PREFIXES)]
         if missing or unexpected:
             # An inference export leaves out the target encoder, which the prior and joint stages need.
             raise CheckpointError(
                 f"{path}: its prior weights are incomplete for training (missing {sorted(missing)[:3]}, "
-                f"unexpected {sorted(unexpected)[:3]}); fine-tune from a training checkpoint's model file"
+                f"unexpected {sorted(unexpected)[:3]}); fine-tune from a training checkpoint's model file, "
+                "or give the run an encoder stage (stage_fractions: {encoder: 0.05, ...}) that learns it again"
             )
 
 

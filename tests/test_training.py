@@ -104,6 +104,27 @@ def test_every_zero_means_only_at_the_last_step(tmp_path):
         load_config(CONFIG, ["validation.every=-1"])
 
 
+def test_a_config_can_start_from_another_one(tmp_path):
+    (tmp_path / "legs").mkdir()
+    (tmp_path / "legs" / "first.yaml").write_text(
+        "name: first\nmax_steps: 50\ndegradation: {recipe: lens, disk_fraction: 0.5}\noptim: {lr: 1.0e-3}\n"
+    )
+    second = tmp_path / "legs" / "second.yaml"
+    second.write_text("base: first.yaml\nname: second\ndegradation: {disk_fraction: 0.7}\n")
+    third = tmp_path / "third.yaml"
+    third.write_text("base: legs/second.yaml\noptim: {ema: 0.99}\n")
+    cfg = load_config(third, ["seed=9"])
+    assert (cfg.name, cfg.max_steps, cfg.seed) == ("second", 50, 9)
+    assert cfg.degradation == {"recipe": "lens", "disk_fraction": 0.7}  # mappings merge key by key
+    assert (cfg.optim.lr, cfg.optim.ema) == (1.0e-3, 0.99)
+    (tmp_path / "legs" / "first.yaml").write_text("base: ../third.yaml\n")
+    with pytest.raises(ValueError, match="leads back to itself"):
+        load_config(third)
+    second.write_text("base: missing.yaml\n")
+    with pytest.raises(FileNotFoundError, match="missing.yaml: config file not found"):
+        load_config(third)
+
+
 def test_learning_rate_warms_up_then_decays_per_stage(tmp_path):
     cfg = load_config(CONFIG, ["max_steps=800", "optim.warmup_steps=10"])
     first, end = cfg.stage_bounds("restorer")
@@ -181,6 +202,29 @@ def test_fine_tuning_refuses_a_file_of_another_network(tmp_path):
     )
     with pytest.raises(CheckpointError, match="'latent' prior"):
         Trainer(cfg, progress=False)
+
+
+def test_fine_tuning_an_inference_export_relearns_its_target_encoder(tmp_path):
+    from swintormer_cli.checkpoint import CheckpointError, save_model
+
+    _, source = _tiny_model_file(tmp_path, "full", "latent")
+    export = save_model(tmp_path / "export.safetensors", source.model, source.prior, inference_only=True)
+    # Without an encoder stage the prior and joint stages would train against a random target encoder.
+    cfg = load_config(CONFIG, [*_overrides(tmp_path, tmp_path / "a"), f"init_from={export}"])
+    with pytest.raises(CheckpointError, match=r"export\.safetensors.*incomplete.*encoder stage"):
+        Trainer(cfg, progress=False)
+    fractions = "stage_fractions={encoder: 0.5, restorer: 0.3, prior: 0.1, joint: 0.1}"
+    plan = load_config(CONFIG, [*_overrides(tmp_path, tmp_path / "b", steps=10), f"init_from={export}", fractions])
+    assert plan.has_stage("encoder") and plan.stage_bounds("encoder") == (0, 5) and plan.stage_at(5) == "restorer"
+    assert not load_config(CONFIG).has_stage("encoder")
+    cfg = load_config(CONFIG, [*_overrides(tmp_path, tmp_path / "c", steps=3), f"init_from={export}", "stage=encoder"])
+    trainer = Trainer(cfg, progress=False)
+    before = {k: v.clone() for k, v in trainer.networks.state_dict().items()}
+    trainer.run()
+    assert trainer.trainable == list(trainer.prior.target_encoder.parameters())
+    after = trainer.networks.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(".target_encoder." in k for k in changed)
 
 
 def _train_cmd(config_args):

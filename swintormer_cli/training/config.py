@@ -10,7 +10,9 @@ from typing import Any
 
 import yaml
 
-STAGES: tuple[str, ...] = ("restorer", "prior", "joint", "all")
+STAGE_ORDER: tuple[str, ...] = ("encoder", "restorer", "prior", "joint")
+"""The training stages in the order ``stage: all`` runs them (training/stages.py says what each does)."""
+STAGES: tuple[str, ...] = (*STAGE_ORDER, "all")
 
 
 @dataclass
@@ -84,7 +86,8 @@ class TrainConfig:
     stage_fractions: dict[str, float] = field(
         default_factory=lambda: {"restorer": 0.75, "prior": 0.125, "joint": 0.125}
     )
-    """With ``stage: all``: the share of ``max_steps`` each stage gets, run in this order."""
+    """With ``stage: all``: the share of ``max_steps`` each stage gets, run in the order of STAGE_ORDER
+    (``encoder`` only when ``init_from`` is an inference export, which has no target encoder)."""
     init_from: str | None = None
     """Start from the weights of a model file (a path, or a registered model's name) instead of random ones:
     fine-tuning. A file without a prior can start a run with one (its modulations start at zero, so the
@@ -103,10 +106,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        unknown = set(self.stage_fractions) - {"restorer", "prior", "joint"}
+        unknown = set(self.stage_fractions) - set(STAGE_ORDER)
         if unknown or any(v < 0 for v in self.stage_fractions.values()) or sum(self.stage_fractions.values()) <= 0:
             raise ValueError(
-                f"stage_fractions needs non-negative shares of restorer, prior, joint; got {self.stage_fractions}"
+                f"stage_fractions needs non-negative shares of {', '.join(STAGE_ORDER)}; got {self.stage_fractions}"
             )
         for key, value in (
             ("log_every", self.log_every),
@@ -117,11 +120,11 @@ class TrainConfig:
                 raise ValueError(f"{key} must be 0 (only at the last step) or a positive step count, got {value}")
         if self.prior.kind not in ("latent", "none"):
             raise ValueError(f"prior.kind must be 'latent' or 'none' for training, got {self.prior.kind!r}")
-        if self.stage in ("prior", "joint") and self.prior.kind == "none":
+        if self.stage in ("encoder", "prior", "joint") and self.prior.kind == "none":
             raise ValueError(f"stage {self.stage!r} trains a prior, but prior.kind is 'none'")
 
     def _boundaries(self) -> list[tuple[str, int, int]]:
-        names = ("restorer", "prior", "joint")
+        names = STAGE_ORDER
         total = sum(self.stage_fractions.get(n, 0.0) for n in names)
         out, start, acc = [], 0, 0.0
         for name in names:
@@ -140,6 +143,9 @@ class TrainConfig:
             if first <= step < end:
                 return name
         return self._boundaries()[-1][0]
+
+    def has_stage(self, stage: str) -> bool:
+        return stage == self.stage or (self.stage == "all" and any(n == stage for n, _, _ in self._boundaries()))
 
     def stage_bounds(self, stage: str) -> tuple[int, int]:
         """[first, end) global steps of ``stage`` in this run."""
@@ -195,13 +201,40 @@ def apply_override(data: dict, assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw)
 
 
+def _merge(base: dict, child: dict) -> dict:
+    """``child`` over ``base``: mappings merge key by key, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A config file's mapping, with its ``base:`` chain (paths relative to the file) merged under it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    base_path = (path.parent / str(base)).resolve()
+    if base_path in seen:
+        raise ValueError(f"{path}: base {base} leads back to itself")
+    return _merge(_read(base_path, (*seen, path.resolve())), data)
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """A YAML config (``base: other.yaml`` starts from another file's settings, mappings merged key by key),
+    then ``a.b=value`` overrides."""
     data: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _read(path)
     data = copy.deepcopy(data)
     for assignment in overrides or []:
         apply_override(data, assignment)

@@ -1,5 +1,9 @@
-"""The losses of the three training stages and what each one trains (DiffIR style).
+"""The losses of the training stages and what each one trains (DiffIR style).
 
+encoder   (only when fine-tuning from an inference export, which leaves the target encoder out) a new target
+          encoder learns, with everything else frozen, to give the restorer a latent that restores the sharp
+          image and that stays near what the trained diffusion model samples, so the next stages can build
+          on both;
 restorer  the Swintormer learns with a prior computed by the prior's *target encoder* from the sharp and
           blurry images (or with no prior at all: the plain network, the ablation baseline);
 prior     the diffusion model learns to produce that target latent from the blurry image alone: the
@@ -17,8 +21,9 @@ from torch import nn
 
 from ..models import Swintormer
 from ..prior import Prior
+from .config import STAGE_ORDER
 
-STAGE_NAMES: tuple[str, ...] = ("restorer", "prior", "joint")
+STAGE_NAMES = STAGE_ORDER
 
 
 def trainable_modules(stage: str, model: Swintormer, prior: Prior | None) -> list[nn.Module]:
@@ -26,6 +31,8 @@ def trainable_modules(stage: str, model: Swintormer, prior: Prior | None) -> lis
         return [model] + ([prior.target_encoder] if prior is not None else [])
     if prior is None:
         raise ValueError(f"stage {stage!r} needs a prior")
+    if stage == "encoder":
+        return [prior.target_encoder]
     if stage == "prior":
         return [prior.cond_encoder, prior.denoiser]
     if stage == "joint":
@@ -48,6 +55,26 @@ def set_trainable(stage: str, model: Swintormer, prior: Prior | None) -> list[nn
 def restorer_loss(model: Swintormer, prior: Prior | None, blurry: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
     guide = prior.target_latent(sharp, blurry) if prior is not None else None
     return F.l1_loss(model(blurry, guide), sharp)
+
+
+def encoder_loss(
+    model: Swintormer,
+    prior: Prior,
+    blurry: torch.Tensor,
+    sharp: torch.Tensor,
+    generator: torch.Generator,
+    sample_steps: int = 4,
+    latent_weight: float = 1.0,
+) -> torch.Tensor:
+    target = prior.target_latent(sharp, blurry)
+    loss = F.l1_loss(model(blurry, target), sharp)
+    if latent_weight > 0:
+        # The anchor to the trained sampler: without it the new encoder may invent a latent space the
+        # diffusion model has never produced, and the prior stage would have to learn it from the start.
+        with torch.no_grad():
+            sampled = prior(blurry, steps=sample_steps, sampler="ddim", eta=0.0, generator=generator)
+        loss = loss + latent_weight * F.l1_loss(target, sampled)
+    return loss
 
 
 def prior_loss(
@@ -99,6 +126,8 @@ class StageLoss(nn.Module):
     def forward(self, blurry: torch.Tensor, sharp: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.stage == "restorer":
             return restorer_loss(self.model, self.prior, blurry, sharp)
+        if self.stage == "encoder":
+            return encoder_loss(self.model, self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight)
         if self.stage == "prior":
             return prior_loss(self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight)
         return joint_loss(self.model, self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight)

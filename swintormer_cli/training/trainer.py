@@ -119,7 +119,12 @@ class Trainer:
         self.model, self.prior = build_networks(config)
         if config.init_from:
             # Before the average is made, so it starts from these weights too; a resume overwrites both.
-            init_from_file(self.model, self.prior, resolve_model_file(config.init_from))
+            init_from_file(
+                self.model,
+                self.prior,
+                resolve_model_file(config.init_from),
+                relearn_target_encoder=config.has_stage("encoder"),
+            )
         self.model.to(self.device)
         if self.prior is not None:
             self.prior.to(self.device)
