@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from swintormer_cli.models import PRESETS, Swintormer, count_macs, preset
-from swintormer_cli.models.attention import MixedAttention, WindowAttention
+from swintormer_cli.models.attention import ChannelAttention, GatedFeedForward, MixedAttention, WindowAttention
 
 from .conftest import tiny_config, tiny_model
 
@@ -128,3 +128,56 @@ def test_config_round_trip_and_unknown_keys():
     assert type(cfg).from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         type(cfg).from_dict({**cfg.to_dict(), "nope": 1})
+
+
+def test_gated_feed_forward_is_restormers_gdfn():
+    # The forward runs gate and value through halves of the weights; it must equal the plain formulation:
+    # one 1x1 conv, one depth-wise 3x3, chunk, GELU gate.
+    torch.manual_seed(0)
+    ffn = GatedFeedForward(12, 2.66, bias=True)
+    with torch.no_grad():
+        ffn.project_in.bias.normal_()
+        ffn.dwconv.bias.normal_()
+    x = torch.rand(2, 12, 9, 11)
+    with torch.no_grad():
+        gate, value = ffn.dwconv(ffn.project_in(x)).chunk(2, dim=1)
+        reference = ffn.project_out(torch.nn.functional.gelu(gate) * value)
+        assert torch.allclose(ffn(x), reference, atol=1e-6)
+
+
+def test_channel_attention_is_restormers_mdta():
+    torch.manual_seed(0)
+    attn = ChannelAttention(heads=2)
+    with torch.no_grad():
+        attn.temperature.copy_(torch.tensor([[[0.7]], [[1.9]]]))
+    q, k, v = (torch.rand(1, 8, 5, 6) for _ in range(3))
+    qs, ks, vs = (t.reshape(1, 2, 4, 30) for t in (q, k, v))
+    qs, ks = torch.nn.functional.normalize(qs, dim=-1), torch.nn.functional.normalize(ks, dim=-1)
+    reference = ((qs @ ks.transpose(-2, -1)) * attn.temperature).softmax(-1) @ vs
+    assert torch.allclose(attn(q, k, v), reference.reshape(1, 8, 5, 6), atol=1e-6)
+
+
+def test_channels_last_gives_the_same_output():
+    model, _ = tiny_model()
+    x = torch.rand(2, 3, 40, 52)
+    with torch.no_grad():
+        plain = model(x)
+        model.to(memory_format=torch.channels_last)
+        fast = model(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(plain, fast, atol=1e-5)
+
+
+def test_window_attention_bias_cache_follows_the_weights():
+    # At inference the bias + mask is built once per map size; new weights must not reuse the old one.
+    torch.manual_seed(0)
+    attn = WindowAttention(heads=1, window=4, shift=2)
+    q, k, v = (torch.rand(1, 2, 8, 8) for _ in range(3))
+    with torch.no_grad():
+        before = attn(q, k, v)
+        assert torch.equal(attn(q, k, v), before)
+        attn.load_state_dict({"relative_position_bias": torch.randn_like(attn.relative_position_bias) * 5})
+        after = attn(q, k, v)
+    assert (after - before).abs().max() > 1e-3
+    # With gradients on, nothing is cached and the bias table gets its gradient.
+    attn(q, k, v).sum().backward()
+    assert attn.relative_position_bias.grad is not None
