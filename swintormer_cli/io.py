@@ -341,6 +341,10 @@ def encode_image(
         params["quality"] = int(quality)
     if fmt == "JPEG":
         params["subsampling"] = 0 if quality >= 90 else 2
+    if fmt == "PNG":
+        # zlib's fastest level: 5x faster than Pillow's default 6 on a 12 MP photo (1.0 s against 5.0 s,
+        # docs/speed.md) for a file about a fifth larger; PNG is lossless either way.
+        params["compress_level"] = 1
     buf = _io.BytesIO()
     im.save(buf, format=fmt, **params)
     return buf.getvalue(), notes

@@ -44,7 +44,7 @@ def test_feathered_merge_of_a_constant_is_that_constant():
 def test_window_at_least_the_image_gives_exactly_the_plain_forward():
     model, _ = tiny_model()
     x = torch.rand(3, 40, 56)
-    pipe = DeblurPipeline(model, window=64, device="cpu")
+    pipe = DeblurPipeline(model, window=64, device="cpu", precision="fp32")
     with torch.no_grad():
         plain = model(x[None])[0].clamp(0, 1)
     assert torch.equal(pipe.restore(x), plain)
@@ -55,12 +55,26 @@ def test_result_does_not_depend_on_the_tile_batch_size():
     x = torch.rand(3, 90, 110)
     outs = []
     for batch in (1, 3, 16):
-        pipe = DeblurPipeline(model, window=32, shift=24, device="cpu")
+        pipe = DeblurPipeline(model, window=32, shift=24, device="cpu", precision="fp32")
         pipe.batch_size = batch
         outs.append(pipe.restore(x))
     for other in outs[1:]:
         # Batched convolutions may round differently in the last bit; nothing else may differ.
         assert torch.allclose(outs[0], other, atol=1e-5)
+
+
+def test_parallel_workers_give_the_same_image_and_the_same_bytes_each_run():
+    model, _ = tiny_model()
+    x = torch.rand(3, 90, 110)
+    one = DeblurPipeline(model, window=32, shift=24, device="cpu", precision="fp32", workers=1).restore(x)
+    runs = [
+        DeblurPipeline(model, window=32, shift=24, device="cpu", precision="fp32", workers=3).restore(x)
+        for _ in range(2)
+    ]
+    assert torch.allclose(one, runs[0], atol=1e-5)
+    assert torch.equal(runs[0], runs[1])
+    with pytest.raises(ValueError, match="workers"):
+        DeblurPipeline(model, device="cpu", workers=0)
 
 
 def test_memory_budget_sets_the_batch_size():
@@ -94,14 +108,14 @@ class _OOMOverOne(torch.nn.Module):
 def test_out_of_memory_halves_the_batch_until_it_fits():
     model, _ = tiny_model()
     wrapped = _OOMOverOne(model)
-    pipe = DeblurPipeline(wrapped, window=32, shift=32, device="cpu")
+    pipe = DeblurPipeline(wrapped, window=32, shift=32, device="cpu", precision="fp32")
     pipe.batch_size = 8
     x = torch.rand(3, 64, 96)
     out = pipe.restore(x)
-    # 6 tiles in a batch of 8 fail; the batch halves to 4, 2, then 1, which fits.
-    assert wrapped.batches[:4] == [6, 4, 2, 1]
-    assert set(wrapped.batches[4:]) == {1}
-    ref = DeblurPipeline(model, window=32, shift=32, device="cpu").restore(x)
+    # 6 tiles in a batch of 8 fail; the batch halves to 3, which fails too, then to 1, which fits and is kept.
+    assert wrapped.batches[:3] == [6, 3, 1]
+    assert set(wrapped.batches[2:]) == {1} and pipe.batch_size == 1
+    ref = DeblurPipeline(model, window=32, shift=32, device="cpu", precision="fp32").restore(x)
     assert torch.allclose(out, ref, atol=1e-5)
 
 
@@ -157,14 +171,36 @@ def test_numpy_arrays_come_back_in_their_own_dtype():
         assert out.dtype == dtype and out.shape == img.shape
 
 
-def test_auto_precision_on_cpu_is_fp32_and_bad_devices_are_refused():
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_on_cpu_is_bf16_only_with_native_bf16(monkeypatch, native):
+    from swintormer_cli.inference import device as device_module
+
+    monkeypatch.setattr(device_module, "native_bf16_cpu", lambda: native)
     model, _ = tiny_model()
-    assert DeblurPipeline(model, device="cpu").precision == "fp32"
+    pipe = DeblurPipeline(model, device="cpu")
+    assert pipe.precision == ("bf16" if native else "fp32")
+    assert ("native bf16 on this CPU" in pipe.describe()["precision_note"]) and (
+        ("no native" in pipe.describe()["precision_note"]) != native
+    )
+    # An explicit choice wins either way and needs no explanation.
+    for spec in ("fp32", "bf16"):
+        explicit = DeblurPipeline(model, device="cpu", precision=spec)
+        assert explicit.precision == spec and explicit.describe()["precision_note"] == ""
+
+
+def test_bad_devices_are_refused():
+    model, _ = tiny_model()
     with pytest.raises(ValueError):
         DeblurPipeline(model, device="tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             DeblurPipeline(model, device="cuda")
+
+
+def test_native_bf16_probe_answers_without_error():
+    from swintormer_cli.inference.device import native_bf16_cpu
+
+    assert native_bf16_cpu() in (True, False)
 
 
 def test_memory_sizes_parse_and_print():

@@ -53,6 +53,7 @@ class PipelineFlags:
     sampler: str = "ddim"
     eta: float = 0.0
     seed: int = 0
+    workers: int | None = None
 
 
 def load_bundle(flags: PipelineFlags):
@@ -90,6 +91,8 @@ def make_pipeline(flags: PipelineFlags, bundle, name: str):
         raise usage_error("--prior-steps must be at least 1")
     if flags.eta < 0:
         raise usage_error("--eta must be non-negative")
+    if flags.workers is not None and flags.workers < 1:
+        raise usage_error(f"--workers must be at least 1, got {flags.workers}")
     budget = None
     if flags.memory_budget:
         try:
@@ -110,6 +113,7 @@ def make_pipeline(flags: PipelineFlags, bundle, name: str):
             eta=flags.eta,
             seed=flags.seed,
             name=name,
+            workers=flags.workers,
         )
     except ValueError as exc:
         raise usage_error(str(exc)) from exc
@@ -119,9 +123,11 @@ def describe(pipe, origin: str) -> str:
     from ..inference import format_size
 
     d = pipe.describe()
+    precision = d["precision"] + (f" ({d['precision_note']})" if d.get("precision_note") else "")
     text = (
-        f"model {d['model']} ({origin}) | device {d['device']} | precision {d['precision']} | "
+        f"model {d['model']} ({origin}) | device {d['device']} | precision {precision} | "
         f"window {d['window']} shift {d['shift']} {d['blend']} | budget {format_size(d['memory_budget'])}"
+        + (f" | {d['workers']} workers" if d.get("workers", 1) > 1 else "")
     )
     if d["prior"] != "none":
         text += f" | prior {d['prior']}: {d['sampler']} {d['prior_steps']} steps eta {d['eta']} seed {d['seed']}"

@@ -37,11 +37,16 @@ def deblur(
     blend: str = typer.Option("average", help="Merge overlaps by average (the paper) or feather."),
     memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 4GiB. Default: half of free memory."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    precision: str = typer.Option("auto", help="auto (fp32 on CPU, bf16/fp16 on GPU), fp32, fp16 or bf16."),
+    precision: str = typer.Option(
+        "auto", help="auto (CPU: bf16 where it is native, else fp32; GPU: bf16/fp16), fp32, fp16 or bf16."
+    ),
     prior_steps: int = typer.Option(20, help="Diffusion prior sampling steps (models with a prior)."),
     sampler: str = typer.Option("ddim", help="Prior sampler: ddim or ddpm."),
     eta: float = typer.Option(0.0, help="DDIM eta (0: deterministic)."),
     seed: int = typer.Option(0, help="Seed of the prior's noise: the same seed gives the same image."),
+    workers: int | None = typer.Option(
+        None, help="CPU: tile batches run at once, one thread each. Default: one per thread torch uses."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors, the set-up line and the summary."),
 ) -> None:
     """Deblur images: one file, several, folders (--recursive) or globs."""
@@ -73,6 +78,7 @@ def deblur(
         sampler,
         eta,
         seed,
+        workers,
     )
     resolved, bundle = load_bundle(flags)
     pipe = make_pipeline(flags, bundle, resolved.name)

@@ -35,18 +35,38 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes in bf16 in hardware (AVX512-BF16 or AMX).
+
+    Without it, bf16 is emulated and slower than fp32, so ``auto`` never picks it there."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # an older PyTorch without the probes: assume not
+        return False
+
+
 def resolve_precision(spec: str, device: torch.device) -> torch.dtype:
-    """``auto``: fp32 on the CPU, bf16 on GPUs that support it, else fp16."""
+    """``auto``: on the CPU bf16 where it has native bf16 (measured faster at the same quality, see
+    docs/speed.md), else fp32; on GPUs bf16 where supported, else fp16."""
     spec = (spec or "auto").strip().lower()
     if spec not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {spec!r}")
     if spec != "auto":
         return _DTYPES[spec]
     if device.type == "cpu":
-        return torch.float32
+        return torch.bfloat16 if native_bf16_cpu() else torch.float32
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float16
+
+
+def precision_reason(spec: str, device: torch.device) -> str:
+    """Why ``auto`` chose what it chose, for the set-up line ('' for an explicit choice)."""
+    if (spec or "auto").strip().lower() != "auto":
+        return ""
+    if device.type == "cpu":
+        return "auto: native bf16 on this CPU" if native_bf16_cpu() else "auto: no native bf16 on this CPU"
+    return "auto"
 
 
 def precision_name(dtype: torch.dtype) -> str:

@@ -22,12 +22,15 @@ import torch
 from ..checkpoint import ModelBundle
 from ..models import Swintormer
 from ..prior import SAMPLERS, Prior, noise_draws
-from .device import precision_name, resolve_device, resolve_precision
-from .memory import PeakMeter, default_budget, is_out_of_memory, parse_size, release_cached
+from .device import precision_name, precision_reason, resolve_device, resolve_precision
+from .memory import PeakMeter, default_budget, is_out_of_memory, keep_freed_memory, parse_size, release_cached
 from .tiling import BLENDS, Accumulator, Tile, TileGrid
 
 ProgressFn = Callable[[int, int], None]
-MAX_BATCH = 64
+# The most tiles one batch holds. On a CPU the network's throughput peaks at 4-8 tiles of 256 px and falls
+# beyond (16: a third slower; the working set leaves the caches), so a large budget buys nothing there.
+MAX_BATCH = {"cpu": 8}
+MAX_BATCH_DEFAULT = 64
 
 
 @dataclass
@@ -82,6 +85,7 @@ class DeblurPipeline:
         seed: int = 0,
         trained_window: int | None = None,
         name: str = "",
+        workers: int | None = None,
     ):
         if model.config.prior_channels and prior is None:
             raise ValueError("this model was trained with a prior; pass it (load_model pairs them)")
@@ -89,7 +93,14 @@ class DeblurPipeline:
             raise ValueError("a prior was given for a model built without one (prior_channels = 0)")
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
+        self.precision_note = precision_reason(precision, self.device)
         self.model = model.to(self.device).eval()
+        # Channels-last on the CPU: oneDNN's convolutions and the attention's pixel-major layout run
+        # 10-25 % faster in it (docs/speed.md); on GPUs it is not measured yet, so left as it is.
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.prior = prior.to(self.device).eval() if prior is not None else None
         self.trained_window = trained_window
         self.settings = InferenceSettings(
@@ -105,6 +116,12 @@ class DeblurPipeline:
             memory_budget = parse_size(memory_budget)
         self.memory_budget = int(memory_budget) if memory_budget else default_budget(self.device)
         self.name = name
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        # On a CPU, tiles run in parallel batches, one thread each, rather than one batch at a time with
+        # all threads inside each operation: most of the network's operations are too small to split
+        # well (measured 1.25x on 2 cores, docs/speed.md). On a GPU the device is the parallelism.
+        self.workers = workers or (torch.get_num_threads() if self.device.type == "cpu" else 1)
         self._batch_sizes: dict[tuple[int, int], int] = {}
         self.batch_size: int | None = None
         """Set to fix the tile batch size instead of measuring it from the memory budget."""
@@ -138,10 +155,12 @@ class DeblurPipeline:
             "model": self.name,
             "device": str(self.device),
             "precision": self.precision,
+            "precision_note": self.precision_note,
             "window": s.window,
             "shift": s.shift,
             "blend": s.blend,
             "memory_budget": self.memory_budget,
+            "workers": self.workers,
             "prior": self.prior.kind if self.prior is not None else "none",
         }
         if self.prior is not None:
@@ -183,39 +202,32 @@ class DeblurPipeline:
         acc = Accumulator(3, grid, self.settings.blend)
         noise = self._noise_grid(tiles)
         key = (grid.tile_height, grid.tile_width)
-        i = 0
-        while i < len(tiles):
-            batch = self.batch_size or self._batch_sizes.get(key)
-            if batch is None:
-                # The first tile runs alone, measured; its output is kept like any other.
-                meter = PeakMeter(self.device)
-                with meter.measure():
-                    out = self._run(image, tiles[:1], noise)
-                self.last_tile_peak = meter.peak
-                fit = math.floor(self.memory_budget / meter.peak) if meter.peak else 1
-                self._batch_sizes[key] = max(1, min(fit, MAX_BATCH))
-                chunk = tiles[:1]
-            else:
-                chunk = tiles[i : i + batch]
-                try:
-                    out = self._run(image, chunk, noise)
-                except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried, smaller
-                    if not is_out_of_memory(exc):
-                        raise
-                    release_cached(self.device)
-                    if batch == 1:
-                        raise MemoryError(
-                            f"one {key[0]}x{key[1]} tile does not fit in memory on {self.device}; use a smaller window"
-                        ) from exc
-                    if self.batch_size:
-                        self.batch_size = max(1, batch // 2)
-                    self._batch_sizes[key] = max(1, batch // 2)
-                    continue
+        done = 0
+        if not self.batch_size and key not in self._batch_sizes:
+            # The first tile runs alone, measured; its output is kept like any other.
+            acc.add(tiles[0], self._measure_first_tile(image, tiles[0], noise, key)[0])
+            done = 1
+            if progress is not None:
+                progress(done, len(tiles))
+
+        def chunks():
+            i = done
+            while i < len(tiles):
+                # Read the batch size at each step: an out-of-memory retry may have lowered it. With
+                # several workers and few tiles left, share them out rather than leave workers idle.
+                batch = self.batch_size or self._batch_sizes[key]
+                size = max(1, min(batch, -(-(len(tiles) - i) // self.workers)))
+                yield tiles[i : i + size]
+                i += size
+
+        # Results are merged in tile order whatever order the workers finish in, so the sums, and the
+        # output bytes, are the same run after run.
+        for chunk, out in self._in_order(lambda c: self._run_fitting(image, c, noise, key), chunks()):
             for tile, tile_out in zip(chunk, out, strict=True):
                 acc.add(tile, tile_out)
-            i += len(chunk)
+            done += len(chunk)
             if progress is not None:
-                progress(i, len(tiles))
+                progress(done, len(tiles))
         return acc.result().clamp_(0, 1)
 
     @property
@@ -224,6 +236,63 @@ class DeblurPipeline:
         return self.batch_size or max(self._batch_sizes.values(), default=1)
 
     # -- internals ------------------------------------------------------------------------------------
+    def _measure_first_tile(self, image: torch.Tensor, tile: Tile, noise, key: tuple[int, int]) -> torch.Tensor:
+        """Run one tile alone, measuring its peak, and size the batches from the budget."""
+        meter = PeakMeter(self.device)
+        with meter.measure():
+            out = self._run_fitting(image, [tile], noise, key)
+        self.last_tile_peak = meter.peak
+        fit = math.floor(self.memory_budget / (meter.peak * self.workers)) if meter.peak else 1
+        self._batch_sizes[key] = max(1, min(fit, MAX_BATCH.get(self.device.type, MAX_BATCH_DEFAULT)))
+        return out
+
+    def _run_fitting(self, image: torch.Tensor, chunk: list[Tile], noise, key: tuple[int, int]) -> torch.Tensor:
+        """Run a chunk of tiles; out of memory, run it again in halves and keep the smaller batch size."""
+        try:
+            return self._run(image, chunk, noise)
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried, smaller
+            if not is_out_of_memory(exc):
+                raise
+            release_cached(self.device)
+            if len(chunk) == 1:
+                raise MemoryError(
+                    f"one {key[0]}x{key[1]} tile does not fit in memory on {self.device}; use a smaller window"
+                ) from exc
+        half = len(chunk) // 2
+        self._batch_sizes[key] = min(self._batch_sizes.get(key, half), half)
+        if self.batch_size:
+            self.batch_size = min(self.batch_size, half)
+        outs, i = [], 0
+        while i < len(chunk):
+            size = min(half, self.batch_size or self._batch_sizes[key])
+            outs.append(self._run_fitting(image, chunk[i : i + size], noise, key))
+            i += size
+        return torch.cat(outs)
+
+    def _in_order(self, fn: Callable, items):
+        """(item, fn(item)) for each item, in order; on ``workers`` threads of one torch thread each."""
+        if self.workers == 1:
+            for item in items:
+                yield item, fn(item)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=self.workers, initializer=torch.set_num_threads, initargs=(1,))
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append((item, pool.submit(fn, item)))
+                # A bounded queue: results wait in memory only until the ones before them are merged.
+                if len(pending) >= 2 * self.workers:
+                    first, future = pending.popleft()
+                    yield first, future.result()
+            while pending:
+                first, future = pending.popleft()
+                yield first, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def _noise_grid(self, tiles: list[Tile]) -> torch.Tensor | None:
         """Noise for the whole image's latent grid, from the seed alone."""
         if self.prior is None:
@@ -253,8 +322,10 @@ class DeblurPipeline:
             y = self.model(x, prior)
         return y.float()
 
+    @torch.no_grad()  # here and not only on restore: worker threads do not inherit the grad mode
     def _run(self, image: torch.Tensor, chunk: list[Tile], noise: torch.Tensor | None) -> torch.Tensor:
         x = torch.stack([image[:, t.slices[0], t.slices[1]] for t in chunk]).to(self.device)
+        x = x.contiguous(memory_format=self.memory_format)
         tile_noise = self._tile_noise(noise, chunk) if noise is not None else None
         y = self._forward(x, tile_noise, self.dtype)
         if self.dtype != torch.float32:
