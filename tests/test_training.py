@@ -329,3 +329,39 @@ def test_init_from_takes_a_path_or_a_registered_name(tmp_path):
 
     assert resolve_model_file("tiny-plain").resolve() == (ROOT / "weights" / "tiny-plain.safetensors").resolve()
     assert resolve_model_file(str(tmp_path / "mine.safetensors")) == tmp_path / "mine.safetensors"
+
+
+class _StopAfterCheckpoint(Exception):
+    pass
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_resume_is_exact_in_each_precision(tmp_path, monkeypatch, precision):
+    # bf16 autocast is the fast path on CPUs with native bf16 (auto picks it there): a run stopped after a
+    # checkpoint and resumed must still end with the weights of the straight run.
+    def config(out):
+        overrides = [o for o in _overrides(tmp_path, out, steps=6, every=3) if not o.startswith("validation.sets")]
+        return load_config(CONFIG, overrides + ["validation.sets=[]", f"precision={precision}"])
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    Trainer(config(straight), progress=False).run()
+
+    original_save = Trainer.save
+
+    def save_then_stop(self, name="last"):
+        original_save(self, name)
+        raise _StopAfterCheckpoint
+
+    monkeypatch.setattr(Trainer, "save", save_then_stop)
+    stopped = Trainer(config(split), progress=False)
+    with pytest.raises(_StopAfterCheckpoint):
+        stopped.run()
+    assert stopped.step == 3
+    monkeypatch.setattr(Trainer, "save", original_save)
+    Trainer(config(split), resume="auto", progress=False).run()
+    for name in ("model.safetensors", "ema.safetensors"):
+        a = load_file(str(straight / "checkpoints" / "last" / name))
+        b = load_file(str(split / "checkpoints" / "last" / name))
+        assert a.keys() == b.keys()
+        worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+        assert worst <= 1e-6, (name, worst)

@@ -33,7 +33,8 @@ from ..checkpoint import init_from_file, load_model, save_model
 from ..data.datasets import PairedImages, PairedSample, SharpImages, StepSampler, collate_pairs, list_images
 from ..data.degradation import Degradation, DegradationConfig
 from ..data.psf import kernel_size
-from ..inference.device import resolve_device
+from ..inference.device import resolve_device, resolve_precision
+from ..inference.memory import keep_freed_memory
 from ..models import Swintormer, preset
 from ..prior import LatentPrior, LatentPriorConfig
 from . import distributed
@@ -125,9 +126,14 @@ class Trainer:
                 resolve_model_file(config.init_from),
                 relearn_target_encoder=config.has_stage("encoder"),
             )
-        self.model.to(self.device)
+        # Channels-last on the CPU, as at inference: the convolutions and the attention's pixel-major layout
+        # run faster in it, forward and backward (docs/speed.md).
+        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.model.to(self.device, memory_format=self.memory_format)
         if self.prior is not None:
-            self.prior.to(self.device)
+            self.prior.to(self.device, memory_format=self.memory_format)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.networks = nn.ModuleDict({"restorer": self.model, **({"prior": self.prior} if self.prior else {})})
         self.ema = AveragedModel(self.networks, multi_avg_fn=ema_with_warmup(config.optim.ema), use_buffers=False)
         self.loss_module = StageLoss(
@@ -147,12 +153,9 @@ class Trainer:
 
     # -- set-up ---------------------------------------------------------------------------------------
     def _autocast_dtype(self) -> torch.dtype | None:
-        p = self.config.precision
-        if p == "fp32" or (p == "auto" and self.device.type != "cuda"):
-            return None
-        if p == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}[p]
+        """The autocast dtype, or None for plain fp32; ``auto`` decides as inference does (device.py)."""
+        dtype = resolve_precision(self.config.precision, self.device)
+        return None if dtype == torch.float32 else dtype
 
     def _margin(self) -> int:
         if self.degradation is None:
@@ -197,13 +200,15 @@ class Trainer:
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def _make_batch(self, raw, step: int) -> Batch:
+        fmt = self.memory_format
         if isinstance(raw, PairedSample):
-            return Batch(raw.source.to(self.device), raw.target.to(self.device))
+            source, target = raw.source.to(self.device), raw.target.to(self.device)
+            return Batch(source.contiguous(memory_format=fmt), target.contiguous(memory_format=fmt))
         sharp = raw.to(self.device, non_blocking=True)
         out = self.degradation(sharp, self._generator(step, salt=1))
         m = self._margin()
         crop = (slice(None), slice(None), slice(m, sharp.shape[-2] - m), slice(m, sharp.shape[-1] - m))
-        return Batch(out.blurry[crop].contiguous(), out.sharp[crop].contiguous())
+        return Batch(out.blurry[crop].contiguous(memory_format=fmt), out.sharp[crop].contiguous(memory_format=fmt))
 
     def _enter_stage(self, stage: str) -> None:
         if self.stage is not None and stage != self.stage:
