@@ -151,8 +151,10 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
             im = Image.open(_io.BytesIO(data))
         except UnidentifiedImageError as exc:
             raise ImageReadError(path, "not an image, or a format this tool cannot read") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageReadError(path, f"damaged image header ({exc})") from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as below: the header is the file's problem
+            raise ImageReadError(path, f"damaged image header ({_one_line(exc)})") from exc
         width, height = im.size
         if width * height > limit:
             raise ImageReadError(
@@ -163,13 +165,15 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
         if width < 1 or height < 1:
             raise ImageReadError(path, "image has no pixels")
         fmt = im.format or ""
-        icc = im.info.get("icc_profile") or None
-        exif_obj = im.getexif()
-        orientation = int(exif_obj.get(_ORIENTATION, 1) or 1)
-        exif = _upright_exif(exif_obj) if len(exif_obj) else None
-        sixteen = _png_bit_depth(data[:32]) == 16 or (fmt == "TIFF" and _tiff_bits(im) == 16)
         notes: list[str] = []
+        # Everything from here on may decode pixel data (a PNG's EXIF can sit after its pixels, so getexif()
+        # reads them): any failure is the file's, and becomes one line naming it.
         try:
+            icc = im.info.get("icc_profile") or None
+            exif_obj = im.getexif()
+            orientation = int(exif_obj.get(_ORIENTATION, 1) or 1)
+            exif = _upright_exif(exif_obj) if len(exif_obj) else None
+            sixteen = _png_bit_depth(data[:32]) == 16 or (fmt == "TIFF" and _tiff_bits(im) == 16)
             if sixteen:
                 array = _decode_16bit(path, data)
                 array = _apply_orientation(array, orientation)
@@ -181,10 +185,10 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
                 array, icc, note = _pil_to_array(im, icc)
                 if note:
                     notes.append(note)
-        except ImageReadError:
+        except (ImageReadError, MemoryError):
             raise
-        except (OSError, SyntaxError, ValueError, struct.error, zlib.error) as exc:
-            text = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a decoder's error of any type means a damaged file
+            text = _one_line(exc)
             reason = "truncated file" if "truncated" in text.lower() else f"damaged image data ({text})"
             raise ImageReadError(path, reason) from exc
     finally:
@@ -202,6 +206,11 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
     if not keep_alpha:
         alpha = None
     return LoadedImage(path, np.ascontiguousarray(array), alpha, grey, icc, exif, fmt, notes)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line (decoders' messages sometimes span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _upright_exif(exif: Image.Exif) -> bytes:

@@ -120,18 +120,25 @@ def _truncated_jpeg() -> bytes:
     return buf.getvalue()[: len(buf.getvalue()) // 2]
 
 
+def _truncated_png() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(gradient_image(64, 64)).save(buf, format="PNG")
+    return buf.getvalue()[: len(buf.getvalue()) // 2]
+
+
 @pytest.mark.parametrize(
     "name,data,message",
     [
         ("empty.png", b"", "empty file"),
         ("random.png", bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8)), "not an image"),
-        ("cut.jpg", None, "truncated"),
+        ("cut.jpg", _truncated_jpeg(), "truncated"),
+        ("cut.png", _truncated_png(), "truncated"),
         ("bomb.png", _png_header(100000, 100000), "decompression bomb"),
     ],
 )
 def test_bad_files_give_one_clear_line(tmp_path, name, data, message):
     path = tmp_path / name
-    path.write_bytes(_truncated_jpeg() if data is None else data)
+    path.write_bytes(data)
     with pytest.raises(ImageReadError) as info:
         read_image(path)
     text = str(info.value)
