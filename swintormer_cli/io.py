@@ -154,7 +154,7 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - as below: the header is the file's problem
-            raise ImageReadError(path, f"damaged image header ({_one_line(exc)})") from exc
+            raise ImageReadError(path, f"damaged image header ({one_line(exc)})") from exc
         width, height = im.size
         if width * height > limit:
             raise ImageReadError(
@@ -188,7 +188,7 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
         except (ImageReadError, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - a decoder's error of any type means a damaged file
-            text = _one_line(exc)
+            text = one_line(exc)
             reason = "truncated file" if "truncated" in text.lower() else f"damaged image data ({text})"
             raise ImageReadError(path, reason) from exc
     finally:
@@ -208,7 +208,7 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
     return LoadedImage(path, np.ascontiguousarray(array), alpha, grey, icc, exif, fmt, notes)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """An exception's text on one line (decoders' messages sometimes span several)."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -411,8 +411,10 @@ def write_image(
             exif=None if strip_metadata else like.exif,
             quality=quality,
         )
-    except (OSError, ValueError) as exc:
-        raise ImageWriteError(path, f"cannot encode ({exc})") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an encoder's error of any type: this file cannot be written
+        raise ImageWriteError(path, f"cannot encode ({one_line(exc)})") from exc
     atomic_write_bytes(path, data)
     return notes
 
@@ -431,6 +433,7 @@ __all__ = [
     "LoadedImage",
     "atomic_write_bytes",
     "encode_image",
+    "one_line",
     "output_suffix",
     "read_image",
     "to_pixels",

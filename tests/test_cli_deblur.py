@@ -5,14 +5,16 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
 from swintormer_cli.cli import app
-from swintormer_cli.inference.batch import Job, plan_jobs, shard
+from swintormer_cli.inference import DeblurPipeline
+from swintormer_cli.inference.batch import Job, deblur_file, plan_jobs, shard
 from swintormer_cli.io import read_image
 
-from .conftest import gradient_image
+from .conftest import gradient_image, tiny_model
 from .test_io import _png_header, _truncated_jpeg
 
 runner = CliRunner()
@@ -237,3 +239,36 @@ def test_interrupting_a_batch_leaves_no_partial_file(tmp_path, model_file):
     assert 2 <= len(written) < 40
     for path in written:
         assert read_image(path).pixels.shape == (96, 128, 3)
+
+
+class _FailsOnLargeTiles(torch.nn.Module):
+    """Acts like a model that fails on tiles of more than 32x32 pixels (and works on smaller ones)."""
+
+    def __init__(self, model, error):
+        super().__init__()
+        self.inner, self.config, self.error = model, model.config, error
+
+    def forward(self, x, prior=None):
+        if x.shape[-2] * x.shape[-1] > 32 * 32:
+            raise self.error
+        return self.inner(x, prior)
+
+
+@pytest.mark.parametrize(
+    "error,reason",
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out of memory"),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR\nwhile running a kernel"), "RuntimeError: cuDNN"),
+    ],
+)
+def test_a_failure_inside_one_file_fails_that_file_only(tmp_path, error, reason):
+    model, _ = tiny_model()
+    pipe = DeblurPipeline(_FailsOnLargeTiles(model, error), window=64, device="cpu")  # tile batch measured
+    Image.fromarray(gradient_image(64, 64)).save(tmp_path / "big.png")
+    Image.fromarray(gradient_image(24, 24)).save(tmp_path / "small.png")
+    jobs = plan_jobs([tmp_path / "big.png", tmp_path / "small.png"], tmp_path / "out").jobs
+    big, small = (deblur_file(pipe, job) for job in jobs)
+    assert big.status == "failed" and small.status == "done"
+    assert big.message.startswith(f"{tmp_path / 'big.png'}: ") and reason in big.message
+    assert "\n" not in big.message and big.error is not None
+    assert (tmp_path / "out" / "small.png").is_file() and not (tmp_path / "out" / "big.png").exists()

@@ -119,6 +119,10 @@ def test_out_of_memory_at_one_tile_is_a_clear_error():
     pipe.batch_size = 1
     with pytest.raises(MemoryError, match="smaller window"):
         pipe.restore(torch.rand(3, 40, 40))
+    # Without a fixed batch size the first tile runs alone to be measured: the same error there.
+    pipe = DeblurPipeline(Always(model), window=32, device="cpu")
+    with pytest.raises(MemoryError, match="smaller window"):
+        pipe.restore(torch.rand(3, 40, 40))
 
 
 class _NaNUnderAutocast(torch.nn.Module):

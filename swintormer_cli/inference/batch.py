@@ -1,7 +1,8 @@
 """Deblurring many files: finding the inputs, naming the outputs, and running them one by one.
 
-A file that fails (unreadable, too large, unwritable output) is reported and the batch goes on; an
-existing output is skipped unless asked to overwrite, so an interrupted batch resumes where it stopped.
+A file that fails, for any reason (unreadable, too large, out of memory, an error in the network, an
+unwritable output), becomes one line naming it and the batch goes on; only an interrupt (Ctrl-C) stops a
+batch. An existing output is skipped unless asked to overwrite, so an interrupted batch resumes where it stopped.
 Under ``torchrun`` each process takes every WORLD_SIZE-th file from the sorted list.
 """
 
@@ -16,7 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import IMAGE_EXTENSIONS, ImageReadError, ImageWriteError, output_suffix, read_image, to_pixels, write_image
+from ..io import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    ImageWriteError,
+    one_line,
+    output_suffix,
+    read_image,
+    to_pixels,
+    write_image,
+)
+from .memory import is_out_of_memory, release_cached
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,8 @@ class Outcome:
     seconds: float = 0.0
     megapixels: float = 0.0
     notes: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    """What made a ``failed`` file fail (for a traceback with ``--debug``)."""
 
 
 def deblur_file(
@@ -153,11 +166,12 @@ def deblur_file(
     strip_metadata: bool = False,
     tile_progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:
-    """Read, restore and atomically write one image; errors become a ``failed`` outcome."""
-    if job.output.exists() and not overwrite:
-        return Outcome(job, "skipped", "output exists (use --overwrite)")
+    """Read, restore and atomically write one image; any error (but an interrupt) becomes a ``failed`` outcome
+    whose message is one line naming the file."""
     start = time.perf_counter()
     try:
+        if job.output.exists() and not overwrite:
+            return Outcome(job, "skipped", "output exists (use --overwrite)")
         image = read_image(job.source)
         views = pipeline.model.config.in_views
         if views != 1:
@@ -172,8 +186,15 @@ def deblur_file(
             strip_metadata=strip_metadata,
         )
     except (ImageReadError, ImageWriteError) as exc:
-        return Outcome(job, "failed", str(exc))
-    except MemoryError as exc:
-        return Outcome(job, "failed", f"{job.source}: out of memory ({exc})")
+        return Outcome(job, "failed", str(exc), error=exc)
+    except Exception as exc:  # noqa: BLE001 - one file's failure, whatever it is, never ends the batch
+        if isinstance(exc, MemoryError) or is_out_of_memory(exc):
+            device = getattr(pipeline, "device", None)
+            if device is not None:
+                release_cached(device)
+            reason = f"out of memory ({one_line(exc)})"
+        else:
+            reason = f"{type(exc).__name__}: {one_line(exc)}"
+        return Outcome(job, "failed", f"{job.source}: {reason}", error=exc)
     seconds = time.perf_counter() - start
     return Outcome(job, "done", "", seconds, image.width * image.height / 1e6, notes)

@@ -189,8 +189,14 @@ class DeblurPipeline:
             if batch is None:
                 # The first tile runs alone, measured; its output is kept like any other.
                 meter = PeakMeter(self.device)
-                with meter.measure():
-                    out = self._run(image, tiles[:1], noise)
+                try:
+                    with meter.measure():
+                        out = self._run(image, tiles[:1], noise)
+                except Exception as exc:  # noqa: BLE001 - out of memory here is as below at a batch of one
+                    if not is_out_of_memory(exc):
+                        raise
+                    release_cached(self.device)
+                    raise _tile_too_large(key, self.device) from exc
                 self.last_tile_peak = meter.peak
                 fit = math.floor(self.memory_budget / meter.peak) if meter.peak else 1
                 self._batch_sizes[key] = max(1, min(fit, MAX_BATCH))
@@ -204,9 +210,7 @@ class DeblurPipeline:
                         raise
                     release_cached(self.device)
                     if batch == 1:
-                        raise MemoryError(
-                            f"one {key[0]}x{key[1]} tile does not fit in memory on {self.device}; use a smaller window"
-                        ) from exc
+                        raise _tile_too_large(key, self.device) from exc
                     if self.batch_size:
                         self.batch_size = max(1, batch // 2)
                     self._batch_sizes[key] = max(1, batch // 2)
@@ -264,3 +268,7 @@ class DeblurPipeline:
                 redo_noise = tile_noise[:, idx.cpu()] if tile_noise is not None else None
                 y[idx] = self._forward(x[idx], redo_noise, torch.float32)
         return y.cpu()
+
+
+def _tile_too_large(key: tuple[int, int], device: torch.device) -> MemoryError:
+    return MemoryError(f"one {key[0]}x{key[1]} tile does not fit in memory on {device}; use a smaller window")
