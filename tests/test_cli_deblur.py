@@ -272,3 +272,25 @@ def test_a_failure_inside_one_file_fails_that_file_only(tmp_path, error, reason)
     assert big.message.startswith(f"{tmp_path / 'big.png'}: ") and reason in big.message
     assert "\n" not in big.message and big.error is not None
     assert (tmp_path / "out" / "small.png").is_file() and not (tmp_path / "out" / "big.png").exists()
+
+
+def test_tracebacks_only_with_debug(tmp_path, model_file):
+    (tmp_path / "zero.png").write_bytes(b"")
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "good.png")
+    for flags, shown in (([], False), (["--debug"], True), (["-v"], True)):
+        out = tmp_path / f"out{len(flags)}{shown}"
+        result = run("deblur", tmp_path / "zero.png", tmp_path / "good.png", "-o", out, "--weights", model_file, *flags)
+        assert result.exit_code == 1, result.output
+        assert ("Traceback" in result.stderr) == shown, result.stderr
+        assert f"failed: {tmp_path / 'zero.png'}: empty file" in result.stderr
+
+
+def test_ctrl_c_while_the_model_loads_exits_130(tmp_path, model_file, monkeypatch):
+    def interrupted(*_):
+        raise KeyboardInterrupt  # what Ctrl-C raises wherever the program is at the time
+
+    monkeypatch.setattr(sys.modules["swintormer_cli.cli.deblur"], "load_bundle", interrupted)
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", model_file)
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -3,26 +3,43 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from dataclasses import dataclass
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class State:
+    debug: bool = False
+    """``--debug``: show the traceback behind each error (for bug reports)."""
+
+
+state = State()
 
 
 def usage_error(message: str) -> typer.Exit:
     """Print a one-line usage error and return the exit (code 2) to raise."""
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(str(message))}")
     return typer.Exit(EXIT_USAGE)
 
 
 def failure(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(str(message))}")
     return typer.Exit(EXIT_FAILED)
+
+
+def show_traceback(exc: BaseException | None) -> None:
+    """With ``--debug``, the traceback of ``exc``; nothing otherwise."""
+    if state.debug and exc is not None:
+        err.print(escape("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()))
 
 
 def interactive() -> bool:
