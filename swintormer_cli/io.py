@@ -57,8 +57,21 @@ class ImageWriteError(Exception):
 
 
 def max_pixels() -> int:
-    value = os.environ.get("SWINTORMER_MAX_PIXELS")
-    return int(value) if value else DEFAULT_MAX_PIXELS
+    """The largest image read, in pixels: ``SWINTORMER_MAX_PIXELS``, else 300 million. A value that is not a
+    positive whole number is a ``ValueError`` naming the variable (the CLI checks it before any work)."""
+    text = os.environ.get("SWINTORMER_MAX_PIXELS", "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(
+            f"SWINTORMER_MAX_PIXELS={text!r} is not a positive whole number of pixels "
+            f"(the default is {DEFAULT_MAX_PIXELS})"
+        )
+    return value
 
 
 @dataclass

@@ -294,3 +294,33 @@ def test_ctrl_c_while_the_model_loads_exits_130(tmp_path, model_file, monkeypatc
     result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", model_file)
     assert result.exit_code == 130 and "interrupted" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "env,name",
+    [
+        ({"SWINTORMER_MAX_PIXELS": "abc"}, "SWINTORMER_MAX_PIXELS"),
+        ({"SWINTORMER_MAX_PIXELS": "-5"}, "SWINTORMER_MAX_PIXELS"),
+        ({"SWINTORMER_MAX_PIXELS": "1.5"}, "SWINTORMER_MAX_PIXELS"),
+        ({"WORLD_SIZE": "two"}, "WORLD_SIZE"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK"),
+        ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "-1"}, "LOCAL_RANK"),
+        ({"LOCAL_WORLD_SIZE": "0"}, "LOCAL_WORLD_SIZE"),
+    ],
+)
+def test_malformed_environment_is_a_usage_error_before_any_work(tmp_path, model_file, env, name):
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", model_file, env=env)
+    assert result.exit_code == 2, result.output
+    assert name in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists() and "model " not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [(["--eta", "nan"], "--eta"), (["--eta", "inf"], "--eta"), (["--memory-budget", "0.5"], "memory")],
+)
+def test_non_finite_and_degenerate_flags_exit_2(tmp_path, model_file, extra, message):
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "o.png", "--weights", model_file, *extra)
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from .common import EXIT_FAILED, err, escape, state
+from .common import EXIT_FAILED, check_environment, err, escape, state
 from .deblur import deblur
 from .evaluate import bench, evaluate
 from .info import info
@@ -28,6 +28,7 @@ def _options(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error (for bug reports)."),
 ) -> None:
     state.debug = debug
+    check_environment()
 
 
 app.command()(deblur)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import traceback
 from dataclasses import dataclass
@@ -40,6 +41,19 @@ def show_traceback(exc: BaseException | None) -> None:
     """With ``--debug``, the traceback of ``exc``; nothing otherwise."""
     if state.debug and exc is not None:
         err.print(escape("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()))
+
+
+def check_environment() -> None:
+    """The variables this tool reads, checked before any work: a malformed one is a usage error (exit 2)."""
+    from ..io import max_pixels
+    from ..training.distributed import launch_info, local_world_size
+
+    try:
+        max_pixels()
+        launch_info()
+        local_world_size()
+    except ValueError as exc:
+        raise usage_error(str(exc)) from exc
 
 
 def interactive() -> bool:
@@ -105,8 +119,8 @@ def make_pipeline(flags: PipelineFlags, bundle, name: str):
         raise usage_error(f"--sampler must be one of {', '.join(SAMPLERS)}, got {flags.sampler!r}")
     if flags.prior_steps < 1:
         raise usage_error("--prior-steps must be at least 1")
-    if flags.eta < 0:
-        raise usage_error("--eta must be non-negative")
+    if flags.eta is not None and not (math.isfinite(flags.eta) and flags.eta >= 0):
+        raise usage_error(f"--eta must be a non-negative number, got {flags.eta}")
     budget = None
     if flags.memory_budget:
         try:

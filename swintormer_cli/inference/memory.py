@@ -32,8 +32,8 @@ def parse_size(text: str) -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise ValueError(f"cannot read {text!r} as a memory size (examples: 4GiB, 512MB, 2g)")
     value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value <= 0:
-        raise ValueError(f"a memory budget must be positive, got {text!r}")
+    if value < 1:
+        raise ValueError(f"a memory budget must be at least one byte, got {text!r}")
     return int(value)
 
 
