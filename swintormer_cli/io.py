@@ -4,7 +4,8 @@ Reading: 8 and 16-bit PNG and TIFF, JPEG, WebP, BMP; grey, RGB, RGBA, palette an
 orientation applied; the alpha channel, EXIF block and ICC profile kept aside to be written back; a
 decompression-bomb guard that checks the header's pixel count before anything is decoded.
 Pillow reads and writes everything 8-bit with its metadata; 16-bit colour, which Pillow cannot hold, is
-decoded and encoded by OpenCV, and its ICC profile and EXIF are added to 16-bit PNGs as iCCP/eXIf chunks.
+decoded and encoded by OpenCV, whose encoders cannot carry metadata: the ICC profile and EXIF are added to
+16-bit PNGs as iCCP/eXIf chunks, and 16-bit TIFFs are rebuilt with them by Pillow's TIFF directory writer.
 
 Writing is atomic: a temporary file in the destination folder, then a rename, so a crash or Ctrl-C never
 leaves a half-written image behind.
@@ -229,13 +230,17 @@ def one_line(exc: BaseException) -> str:
 def _upright_exif(exif: Image.Exif) -> bytes:
     """The EXIF block to write back, with the orientation reset (the pixels are upright by then).
 
-    Works on a copy: Pillow's ``exif_transpose`` reads the image's own EXIF object afterwards.
+    Works on a copy: Pillow's ``exif_transpose`` reads the image's own EXIF object afterwards. A TIFF's
+    first directory holds its pixel layout (strips, sizes, compression) next to the EXIF tags: those
+    describe the source file, not the image, and are left out.
     """
     copy = Image.Exif()
     copy.load(exif.tobytes())
     for ifd in (0x8769, 0x8825):  # the Exif and GPS sub-IFDs travel with the copy
         if ifd in exif:
             copy.get_ifd(ifd).update(exif.get_ifd(ifd))
+    for tag in _TIFF_LAYOUT_TAGS - {_ORIENTATION} | {34675}:  # and the ICC profile travels on its own
+        copy.pop(tag, None)
     if _ORIENTATION in copy:
         copy[_ORIENTATION] = 1
     return copy.tobytes()
@@ -320,7 +325,65 @@ def _encode_16bit(pixels: np.ndarray, suffix: str, icc: bytes | None, exif: byte
     data = buf.tobytes()
     if suffix == ".png":
         data = _add_png_metadata(data, icc, exif)
+    elif icc or exif:
+        data = _add_tiff_metadata(data, icc, exif)
     return data
+
+
+# Tags that describe a TIFF's pixel layout: the encoder's, never copied from EXIF.
+_TIFF_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 338, 339}
+)
+_EXIF_IFD, _GPS_IFD, _INTEROP_IFD = 0x8769, 0x8825, 0xA005
+
+
+def _add_tiff_metadata(tiff: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
+    """Add an ICC profile and EXIF (its IFD0 tags, Exif and GPS sub-IFDs) to a TIFF that OpenCV encoded.
+
+    OpenCV's TIFF encoder cannot carry metadata, so the file is rebuilt with Pillow's own TIFF directory
+    writer: a header, one directory (the encoder's layout tags, then the metadata), then the encoder's
+    strips copied byte for byte (Pillow relocates StripOffsets to follow the directory)."""
+    import io as _io
+
+    from PIL import TiffImagePlugin, TiffTags
+
+    with Image.open(_io.BytesIO(tiff)) as im:
+        source = im.tag_v2
+        layout = {tag: source[tag] for tag in source}
+        types = dict(source.tagtype)
+    offsets, counts = layout.get(273), layout.get(279)
+    if offsets is None or counts is None:
+        raise ValueError("the 16-bit TIFF encoder wrote no strips; cannot add its metadata")
+    offsets = (offsets,) if isinstance(offsets, int) else tuple(offsets)
+    counts = (counts,) if isinstance(counts, int) else tuple(counts)
+    order = "<" if tiff[:2] == b"II" else ">"
+    head = tiff[:4] + struct.pack(order + "I", 8)
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=head)
+    if exif:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        for tag, value in parsed.items():
+            if tag in (_EXIF_IFD, _GPS_IFD):
+                sub = dict(parsed.get_ifd(tag))
+                if tag == _EXIF_IFD and _INTEROP_IFD in sub:
+                    sub[_INTEROP_IFD] = dict(parsed.get_ifd(_INTEROP_IFD))
+                if sub:
+                    ifd[tag] = sub
+                    ifd.tagtype[tag] = TiffTags.LONG
+            elif tag not in _TIFF_LAYOUT_TAGS:
+                ifd[tag] = value
+    for tag, value in layout.items():
+        ifd[tag] = value
+        ifd.tagtype[tag] = types[tag]
+    if icc:
+        ifd[34675] = icc
+        ifd.tagtype[34675] = TiffTags.UNDEFINED
+    strips = [tiff[o : o + c] for o, c in zip(offsets, counts, strict=True)]
+    starts = np.cumsum([0] + [len(s) for s in strips[:-1]]).tolist()
+    ifd[273] = tuple(int(s) for s in starts)
+    ifd[279] = counts
+    ifd.tagtype[273] = ifd.tagtype[279] = TiffTags.LONG
+    return head + ifd.tobytes(8) + b"".join(strips)
 
 
 def encode_image(

@@ -186,3 +186,39 @@ def test_written_images_get_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o644
+
+
+def _rich_exif() -> bytes:
+    """EXIF with tags in IFD0, in the Exif sub-IFD and in the GPS sub-IFD, as cameras write them."""
+    exif = Image.Exif()
+    exif.load(_exif(1))
+    exif.get_ifd(0x8769)[0x829A] = 1 / 250  # ExposureTime
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 10:00:00"  # DateTimeOriginal
+    exif.get_ifd(0x8825)[0x0001] = "N"  # GPSLatitudeRef
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("channels", [3, 4, 1])
+def test_16bit_tiff_keeps_icc_and_exif(tmp_path, channels):
+    img = gradient_image(12, 20, dtype=np.uint16)
+    alpha = np.random.default_rng(2).integers(0, 65536, (12, 20), dtype=np.uint16) if channels == 4 else None
+    if channels == 1:
+        img = np.repeat(img[..., :1], 3, axis=2)
+    like = sio.LoadedImage(
+        tmp_path / "src.tif", img, alpha=alpha, grey=channels == 1, icc_profile=_icc(), exif=_rich_exif()
+    )
+    path = tmp_path / "b.tif"
+    write_image(path, img, like=like)
+    back = read_image(path)
+    assert back.bit_depth == 16 and np.array_equal(back.pixels, img) and back.grey == (channels == 1)
+    assert (back.alpha is None) if alpha is None else np.array_equal(back.alpha, alpha)
+    assert back.icc_profile == _icc()
+    kept = Image.Exif()
+    kept.load(back.exif)
+    assert kept.get(0x010F) == "TestCam" and 273 not in kept and 34675 not in kept  # not the TIFF's own layout
+    with Image.open(path) as im:
+        exif = im.getexif()
+        assert exif.get(0x010F) == "TestCam"
+        assert exif.get_ifd(0x8769).get(0x9003) == "2024:05:01 10:00:00"
+        assert float(exif.get_ifd(0x8769).get(0x829A)) == pytest.approx(1 / 250)
+        assert exif.get_ifd(0x8825).get(0x0001) == "N"
