@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .checkpoint import CheckpointError, ModelBundle, load_model
 
@@ -28,6 +29,30 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
 
 class WeightsError(Exception):
     """A model that cannot be found, fetched or trusted; the message is one line saying what to do."""
+
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def check_model_name(name: str) -> str:
+    """A model name becomes file names (NAME.safetensors, NAME.md): letters, digits and ``._+-`` only."""
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name) or len(name) > 200:
+        raise ValueError(
+            f"model name {name!r} is not allowed: use letters, digits, '.', '_', '+' and '-' "
+            "(it names files, so no path separators)"
+        )
+    return name
+
+
+def inside_path(text: str, what: str) -> str:
+    """A relative path read from data (a registry entry, a Hub file name) that stays inside its folder:
+    no absolute path, no '..', no backslash; else ``ValueError``."""
+    if not isinstance(text, str) or not text or "\0" in text or "\\" in text:
+        raise ValueError(f"{what} {text!r} is not a relative file path")
+    path = PurePosixPath(text)
+    if path.is_absolute() or PureWindowsPath(text).drive or ".." in path.parts:
+        raise ValueError(f"{what} {text!r} points outside its folder; refusing it")
+    return text
 
 
 def weights_dir() -> Path:
@@ -65,8 +90,16 @@ class RegistryEntry:
 
     @classmethod
     def from_dict(cls, name: str, data: dict) -> RegistryEntry:
+        """An entry from its registry data; paths in it must stay inside the registry's folder (or the Hub
+        repo), else ``ValueError``."""
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "name"}
-        return cls(name=name, **fields)
+        entry = cls(name=name, **fields)
+        inside_path(entry.file, "file")
+        if entry.card is not None:
+            inside_path(entry.card, "card")
+        if entry.hub and entry.hub.get("filename") is not None:
+            inside_path(entry.hub["filename"], "hub filename")
+        return entry
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "name" and v is not None}
@@ -88,7 +121,12 @@ class Registry:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise WeightsError(f"{path}: not valid JSON ({exc})") from exc
-        models = {name: RegistryEntry.from_dict(name, entry) for name, entry in data.get("models", {}).items()}
+        models = {}
+        for name, entry in data.get("models", {}).items():
+            try:
+                models[name] = RegistryEntry.from_dict(name, entry)
+            except ValueError as exc:
+                raise WeightsError(f"{path}: model {name!r}: {exc}") from exc
         return cls(data.get("default"), models, folder)
 
     def save(self) -> None:

@@ -324,3 +324,13 @@ def test_non_finite_and_degenerate_flags_exit_2(tmp_path, model_file, extra, mes
     Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
     result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "o.png", "--weights", model_file, *extra)
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("suffix", ["/../../escaped", "_x/../../escaped", "\0"])
+def test_suffix_cannot_move_outputs_out_of_their_folder(tmp_path, model_file, suffix):
+    src = tmp_path / "in" / "deep"
+    src.mkdir(parents=True)
+    Image.fromarray(gradient_image(20, 20)).save(src / "a.png")
+    result = run("deblur", src / "a.png", "--suffix", suffix, "--weights", model_file)
+    assert result.exit_code == 2 and "--suffix" in result.stderr, result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "deep", "in", model_file.name]

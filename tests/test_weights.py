@@ -147,3 +147,51 @@ def test_registry_file_round_trip(tmp_path, model_file):
     data = json.loads((tmp_path / "registry.json").read_text())
     assert data["default"] == "tiny" and data["models"]["tiny"]["hub"]["revision"] == COMMIT
     assert Registry.load(tmp_path).get(None).sha256 == reg.models["tiny"].sha256
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("file", "../outside.safetensors"),
+        ("file", "ABSOLUTE"),
+        ("file", "sub/../../outside.safetensors"),
+        ("file", "..\\outside.safetensors"),
+        ("card", "../../card.md"),
+        ("hub", {"repo_id": REPO, "revision": COMMIT, "filename": "../../outside.safetensors"}),
+    ],
+)
+def test_registry_paths_stay_inside_their_folder(model_file, tmp_path, field, value):
+    folder = tmp_path / "weights"
+    _registry(folder, model_file)
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(model_file.read_bytes())
+    data = json.loads((folder / "registry.json").read_text())
+    data["models"]["tiny"][field] = str(outside) if value == "ABSOLUTE" else value
+    (folder / "registry.json").write_text(json.dumps(data))
+    with pytest.raises(WeightsError) as info:
+        resolve_model(registry=Registry.load(folder))
+    assert "registry.json" in str(info.value) and "\n" not in str(info.value)
+
+
+def _checkpoint_folder(tmp_path, model_file):
+    """A folder holding an ema.safetensors, which `weights export` takes like a training checkpoint."""
+    folder = tmp_path / "run" / "checkpoints" / "last"
+    folder.mkdir(parents=True)
+    (folder / "ema.safetensors").write_bytes(model_file.read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("name", ["../evil", "ABSOLUTE", "a/b", "..", ""])
+def test_export_names_cannot_leave_the_weights_folder(tmp_path, model_file, name):
+    from typer.testing import CliRunner
+
+    from swintormer_cli.cli import app
+
+    checkpoint = _checkpoint_folder(tmp_path, model_file)
+    name = str(tmp_path / "evil") if name == "ABSOLUTE" else name
+    before = set(tmp_path.rglob("*"))
+    folder = tmp_path / "weights"
+    result = CliRunner().invoke(app, ["weights", "export", str(checkpoint), name, "--folder", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert "model name" in result.stderr
+    assert set(tmp_path.rglob("*")) == before  # nothing written anywhere

@@ -58,7 +58,10 @@ def deblur(
     if ext != "auto" and ext.lower() not in OUTPUT_FORMATS:
         raise usage_error(f"--ext must be auto, png, jpg, webp or tiff, got {ext!r}")
     try:
-        plan = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, ext=ext)
+        try:
+            plan = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, ext=ext)
+        except ValueError as exc:
+            raise usage_error(str(exc)) from exc
         for problem in plan.problems:
             err.print(f"[red]failed:[/] {escape(str(problem))}")
         if not plan.jobs:

@@ -109,9 +109,14 @@ def export(
 ) -> None:
     """Write a trained run's EMA weights into the weights folder with a registry entry and a card."""
     from ..training.export import ExportError, export_run
+    from ..weights import check_model_name
 
     if which not in ("best", "last"):
         raise usage_error("--which must be best or last")
+    try:
+        check_model_name(name)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from exc
     try:
         entry, path = export_run(
             run_dir,

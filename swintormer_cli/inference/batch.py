@@ -86,6 +86,8 @@ def plan_jobs(
     folder (folder inputs are mirrored under it). Without ``output``, results go beside their sources
     with ``suffix`` (default ``_deblurred``) added to the name.
     """
+    if suffix and any(sep and sep in suffix for sep in (os.sep, os.altsep, "\0")):
+        raise ValueError(f"--suffix {suffix!r} may not hold a path separator: it is added to file names")
     plan = Plan()
     sources: list[tuple[Path, Path | None]] = []  # (file, the folder it was found under)
     explicit_files = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from ..checkpoint import CheckpointError, load_model, save_model
-from ..weights import Registry, RegistryEntry, sha256_of
+from ..weights import Registry, RegistryEntry, check_model_name, sha256_of
 
 
 class ExportError(Exception):
@@ -40,6 +40,10 @@ def export_run(
     make_default: bool = False,
     folder: str | Path | None = None,
 ) -> tuple[RegistryEntry, Path]:
+    try:
+        check_model_name(name)  # it names the files written: nothing may land outside the folder
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
     source, run = _checkpoint(Path(run_dir), which)
     try:
         bundle = load_model(source)
