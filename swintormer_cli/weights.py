@@ -76,7 +76,8 @@ def sha256_of(path: str | Path) -> str:
 class RegistryEntry:
     name: str
     file: str
-    sha256: str
+    sha256: str = ""
+    """Hex sha256 of the file; an entry without one is never loaded."""
     description: str = ""
     preset: str = ""
     prior: str = "none"
@@ -188,9 +189,19 @@ def _local_file(path: Path) -> Path:
     return path
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def verify_file(path: Path, entry: RegistryEntry, where: str) -> str:
+    """The file's sha256, after checking it against the registry's; an entry without a well-formed sha256
+    is refused (a registered file is never loaded unchecked)."""
+    if not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256.lower()):
+        raise WeightsError(
+            f"model {entry.name!r}: its registry entry has no valid sha256 ({entry.sha256!r}), so {path} cannot "
+            "be checked; refusing to load it (re-export it, or pass the file with --weights)"
+        )
     digest = sha256_of(path)
-    if entry.sha256 and digest != entry.sha256:
+    if digest != entry.sha256.lower():
         raise WeightsError(
             f"{path}: sha256 {digest[:12]}... does not match the registry's {entry.sha256[:12]}... for "
             f"{entry.name} ({where}); refusing to load it"

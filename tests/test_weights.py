@@ -195,3 +195,20 @@ def test_export_names_cannot_leave_the_weights_folder(tmp_path, model_file, name
     assert result.exit_code == 2, result.output
     assert "model name" in result.stderr
     assert set(tmp_path.rglob("*")) == before  # nothing written anywhere
+
+
+@pytest.mark.parametrize("sha", ["", "abc", None])
+def test_an_entry_without_a_usable_sha256_is_refused(model_file, tmp_path, sha):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "tiny.safetensors").write_bytes(model_file.read_bytes())
+    _registry(folder, model_file)
+    data = json.loads((folder / "registry.json").read_text())
+    if sha is None:
+        del data["models"]["tiny"]["sha256"]
+    else:
+        data["models"]["tiny"]["sha256"] = sha
+    (folder / "registry.json").write_text(json.dumps(data))
+    with pytest.raises(WeightsError, match="sha256") as info:
+        resolve_model(registry=Registry.load(folder))
+    assert "\n" not in str(info.value)
