@@ -2,11 +2,15 @@
 
 ``weights/registry.json`` lists each model: its file, sha256, what it is (preset, prior, training
 window), its model card, and where it lives on the Hugging Face Hub (repo id, pinned revision) if it
-was published there. The folder is installed with the package.
+was published there. The folder is installed with the package and never written to by default.
+
+A second registry, in the user's weights folder (``user_weights_dir()``: ``$SWINTORMER_HOME/weights``, by
+default ``<HF_HOME>/swintormer/weights``), holds what ``weights export`` writes; it is laid over the
+embedded one (a user model of the same name wins, and so does the user's default when set).
 
 Resolution order (``resolve_model``):
   1. ``--weights PATH``: a .safetensors file, or a folder holding one (a training checkpoint folder works);
-  2. the embedded ``weights/`` folder;
+  2. the file in the folder of the model's registry: the user's weights folder or the embedded ``weights/``;
   3. the Hugging Face cache, then the Hub, through ``huggingface_hub`` (it honours HF_HOME,
      HF_HUB_CACHE, HF_HUB_OFFLINE, HF_ENDPOINT and HF_TOKEN), at the pinned revision.
 Every registered file's sha256 is checked before it is loaded; only safetensors files are ever loaded.
@@ -18,10 +22,11 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .checkpoint import CheckpointError, ModelBundle, load_model
+from .io import atomic_write_bytes
 
 REGISTRY_FILE = "registry.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
@@ -64,6 +69,23 @@ def weights_dir() -> Path:
     return here.parent / "weights"
 
 
+def user_home() -> Path:
+    """This tool's folder for what a user makes: ``$SWINTORMER_HOME``, else ``swintormer/`` in the Hugging Face
+    home (``huggingface_hub``'s ``HF_HOME``: ``~/.cache/huggingface`` unless set)."""
+    text = os.environ.get("SWINTORMER_HOME", "").strip()
+    if text:
+        return Path(text).expanduser()
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME).expanduser() / "swintormer"
+
+
+def user_weights_dir() -> Path:
+    """Where ``weights export`` writes by default, with its own registry.json (outside the installed package,
+    so a reinstall keeps it)."""
+    return user_home() / "weights"
+
+
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -88,12 +110,39 @@ class RegistryEntry:
     """{"repo_id": ..., "revision": <40-hex commit>, "filename": ...} when published."""
     scores: dict | None = None
     training: dict | None = None
+    folder: Path | None = field(default=None, compare=False)
+    """The folder of the registry it came from (its file is looked for there); not saved."""
+    origin: str = field(default="embedded", compare=False)
+    """``embedded`` (the package's folder, or a folder given explicitly) or ``user``; not saved."""
+
+    _TYPES = {
+        "file": str,
+        "sha256": str,
+        "description": str,
+        "preset": str,
+        "prior": str,
+        "window": int,
+        "shift": int,
+        "card": str,
+        "hub": dict,
+        "scores": dict,
+        "training": dict,
+    }
 
     @classmethod
     def from_dict(cls, name: str, data: dict) -> RegistryEntry:
         """An entry from its registry data; paths in it must stay inside the registry's folder (or the Hub
         repo), else ``ValueError``."""
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "name"}
+        if not isinstance(data, dict):
+            raise ValueError("its entry is not a JSON object")
+        if "file" not in data:
+            raise ValueError("its entry has no 'file'")
+        fields = {k: v for k, v in data.items() if k in cls._TYPES}
+        for key, value in fields.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, cls._TYPES[key]):
+                raise ValueError(f"{key!r} should be a {cls._TYPES[key].__name__}, got {value!r}")
         entry = cls(name=name, **fields)
         inside_path(entry.file, "file")
         if entry.card is not None:
@@ -103,7 +152,12 @@ class RegistryEntry:
         return entry
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "name" and v is not None}
+        return {k: v for k, v in self.__dict__.items() if k in self._TYPES and v is not None}
+
+    @property
+    def local_path(self) -> Path | None:
+        """Where its file is when it is installed locally (the folder of its registry)."""
+        return self.folder / self.file if self.folder is not None else None
 
 
 @dataclass
@@ -111,28 +165,50 @@ class Registry:
     default: str | None
     models: dict[str, RegistryEntry]
     folder: Path
+    """The folder ``save`` writes to: the given one, or the user's weights folder for the combined registry."""
 
     @classmethod
     def load(cls, folder: str | Path | None = None) -> Registry:
-        folder = Path(folder) if folder else weights_dir()
+        """One folder's registry; without a folder, the embedded registry with the user's laid over it."""
+        if folder:
+            folder = Path(folder)
+            return cls._read(folder, "user" if folder == user_weights_dir() else "embedded")
+        embedded = cls._read(weights_dir(), "embedded")
+        user = cls._read(user_weights_dir(), "user")
+        return cls(user.default or embedded.default, {**embedded.models, **user.models}, user.folder)
+
+    @classmethod
+    def _read(cls, folder: Path, origin: str) -> Registry:
         path = folder / REGISTRY_FILE
         if not path.is_file():
             return cls(None, {}, folder)
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+            data = json.loads(path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise WeightsError(f"{path}: not valid JSON ({exc})") from exc
+        except OSError as exc:
+            raise WeightsError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("models", {}), dict)
+            or not isinstance(data.get("default"), (str, type(None)))
+        ):
+            raise WeightsError(f'{path}: not a model registry (expected {{"default": NAME, "models": {{...}}}})')
         models = {}
         for name, entry in data.get("models", {}).items():
             try:
                 models[name] = RegistryEntry.from_dict(name, entry)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise WeightsError(f"{path}: model {name!r}: {exc}") from exc
+            models[name].folder, models[name].origin = folder, origin
         return cls(data.get("default"), models, folder)
 
     def save(self) -> None:
-        data = {"default": self.default, "models": {n: e.to_dict() for n, e in sorted(self.models.items())}}
-        (self.folder / REGISTRY_FILE).write_text(json.dumps(data, indent=2) + "\n")
+        """Write this folder's registry.json (atomically): the entries that belong to this folder."""
+        own = {n: e for n, e in self.models.items() if e.folder in (None, self.folder)}
+        data = {"default": self.default, "models": {n: e.to_dict() for n, e in sorted(own.items())}}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.folder / REGISTRY_FILE, (json.dumps(data, indent=2) + "\n").encode())
 
     def get(self, name: str | None) -> RegistryEntry:
         if name is None:
@@ -153,7 +229,7 @@ class ResolvedModel:
     path: Path
     name: str
     origin: str
-    """``file`` (--weights), ``embedded``, ``cache`` or ``hub``."""
+    """``file`` (--weights), ``embedded``, ``user`` (the user's weights folder) or ``hub`` (cache or Hub)."""
     entry: RegistryEntry | None = None
     sha256: str | None = None
 
@@ -260,9 +336,9 @@ def resolve_model(
         return ResolvedModel(path, path.stem if path.stem not in ("ema", "model") else path.parent.name, "file")
     registry = registry or Registry.load()
     entry = registry.get(model)
-    embedded = registry.folder / entry.file
-    if embedded.is_file():
-        return ResolvedModel(embedded, entry.name, "embedded", entry, verify_file(embedded, entry, "embedded"))
+    local = entry.local_path or registry.folder / entry.file
+    if local.is_file():
+        return ResolvedModel(local, entry.name, entry.origin, entry, verify_file(local, entry, entry.origin))
     path = hub_download(entry)
     return ResolvedModel(path, entry.name, "hub", entry, verify_file(path, entry, "Hugging Face cache"))
 

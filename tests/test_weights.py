@@ -212,3 +212,39 @@ def test_an_entry_without_a_usable_sha256_is_refused(model_file, tmp_path, sha):
     with pytest.raises(WeightsError, match="sha256") as info:
         resolve_model(registry=Registry.load(folder))
     assert "\n" not in str(info.value)
+
+
+def test_export_without_folder_goes_to_the_user_folder_and_is_found_there(tmp_path, model_file, monkeypatch):
+    from typer.testing import CliRunner
+
+    from swintormer_cli import weights
+    from swintormer_cli.cli import app
+
+    embedded = tmp_path / "package" / "weights"  # stands for the installed package's folder
+    embedded.mkdir(parents=True)
+    (embedded / "tiny.safetensors").write_bytes(model_file.read_bytes())
+    _registry(embedded, model_file, hub=False)
+    packaged = {p.name: p.read_bytes() for p in embedded.iterdir()}
+    monkeypatch.setattr(weights, "weights_dir", lambda: embedded)
+    home = tmp_path / "home"
+    monkeypatch.setenv("SWINTORMER_HOME", str(home))
+
+    runner = CliRunner()
+    checkpoint = _checkpoint_folder(tmp_path, model_file)
+    result = runner.invoke(app, ["weights", "export", str(checkpoint), "mine", "--description", "my own"])
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.read_bytes() for p in embedded.iterdir()} == packaged  # the package is left alone
+    assert (home / "weights" / "mine.safetensors").is_file() and (home / "weights" / "mine.md").is_file()
+    registry = Registry.load()
+    assert registry.default == "tiny" and set(registry.models) == {"tiny", "mine"}
+    mine, tiny = resolve_model("mine"), resolve_model()
+    assert (mine.origin, mine.path.parent) == ("user", home / "weights")
+    assert (tiny.origin, tiny.path.parent) == ("embedded", embedded)
+    listing = runner.invoke(app, ["weights", "list"], env={"COLUMNS": "300"})
+    assert listing.exit_code == 0 and "user" in listing.output and "my own" in listing.output
+    assert runner.invoke(app, ["weights", "verify"]).exit_code == 0
+    # --default makes it the default; a model of the same name as a packaged one takes its place.
+    result = runner.invoke(app, ["weights", "export", str(checkpoint), "tiny", "--default"])
+    assert result.exit_code == 0, result.output
+    assert resolve_model().origin == "user" and resolve_model().name == "tiny"
+    assert {p.name: p.read_bytes() for p in embedded.iterdir()} == packaged
