@@ -7,8 +7,10 @@ Pillow reads and writes everything 8-bit with its metadata; 16-bit colour, which
 decoded and encoded by OpenCV, whose encoders cannot carry metadata: the ICC profile and EXIF are added to
 16-bit PNGs as iCCP/eXIf chunks, and 16-bit TIFFs are rebuilt with them by Pillow's TIFF directory writer.
 
-Writing is atomic: a temporary file in the destination folder, then a rename, so a crash or Ctrl-C never
-leaves a half-written image behind.
+Writing is atomic: a temporary file (``.NAME.RANDOM.part``) in the destination folder, synced, renamed over
+the destination, then the folder synced, so a crash, Ctrl-C or power cut leaves either the old file or the
+new one, never half of one. Only a SIGKILL (or a power cut) mid-write can leave the temporary file;
+``remove_partial_files`` removes those of one destination, which the next ``deblur`` of it does.
 
 Errors are ``ImageReadError`` / ``ImageWriteError``, whose text is one line naming the file and the problem.
 """
@@ -16,6 +18,7 @@ Errors are ``ImageReadError`` / ``ImageWriteError``, whose text is one line nami
 from __future__ import annotations
 
 import os
+import re
 import struct
 import tempfile
 import zlib
@@ -438,12 +441,50 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+def _partial_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_partial_files(path: str | Path) -> int:
+    """Remove the temporary files that writes of ``path`` left when they were killed (SIGKILL, power cut);
+    returns how many. Only ``.NAME.RANDOM.part`` files are touched, RANDOM without dots: never another
+    destination's (whose name, ending in its own suffix, would put a dot there)."""
+    path = Path(path)
+    pattern = re.compile(re.escape(_partial_prefix(path)) + r"[A-Za-z0-9_]+\.part")
+    removed = 0
+    try:
+        candidates = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return 0
+    for leftover in candidates:
+        try:
+            leftover.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
+    """Write through a temporary file in the same folder, synced, renamed into place, the folder synced."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_partial_prefix(path), suffix=".part", dir=path.parent)
     except OSError as exc:
         raise ImageWriteError(path, f"cannot write here ({exc.strerror or exc})") from exc
     try:
@@ -453,6 +494,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -512,6 +554,7 @@ __all__ = [
     "one_line",
     "output_suffix",
     "read_image",
+    "remove_partial_files",
     "to_pixels",
     "write_image",
 ]

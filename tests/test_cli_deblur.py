@@ -334,3 +334,19 @@ def test_suffix_cannot_move_outputs_out_of_their_folder(tmp_path, model_file, su
     result = run("deblur", src / "a.png", "--suffix", suffix, "--weights", model_file)
     assert result.exit_code == 2 and "--suffix" in result.stderr, result.output
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "deep", "in", model_file.name]
+
+
+def test_a_batch_removes_what_a_killed_run_left_half_written(tmp_path, model_file):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(gradient_image(20, 20)).save(src / name)
+    Image.fromarray(gradient_image(20, 20)).save(out / "b.png")  # done before the kill
+    (out / ".a.png.q8w7e6_x.part").write_bytes(b"\x89PNG half")  # being written when SIGKILL came
+    (out / ".b.png.z1x2c3ab.part").write_bytes(b"\x89PNG half")  # a second run killed while overwriting
+    result = run("deblur", src, "-o", out, "--weights", model_file)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert "1 deblurred, 1 skipped, 0 failed" in result.stderr
+    assert result.stderr.count("partial file") == 2

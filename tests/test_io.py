@@ -222,3 +222,26 @@ def test_16bit_tiff_keeps_icc_and_exif(tmp_path, channels):
         assert exif.get_ifd(0x8769).get(0x9003) == "2024:05:01 10:00:00"
         assert float(exif.get_ifd(0x8769).get(0x829A)) == pytest.approx(1 / 250)
         assert exif.get_ifd(0x8825).get(0x0001) == "N"
+
+
+def test_a_write_syncs_the_folder_after_the_rename(tmp_path, monkeypatch):
+    import stat
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_image(tmp_path / "x.png", gradient_image(8, 8))
+    assert synced == [False, True]  # the file's data, then the folder's entry for it
+
+
+def test_partial_files_of_a_killed_write_are_removed(tmp_path):
+    (tmp_path / ".x.png.k2j3h_9a.part").write_bytes(b"half an image")  # what a SIGKILL mid-write leaves
+    (tmp_path / ".other.png.abc.part").write_bytes(b"another file's")
+    (tmp_path / ".x.png.notes").write_bytes(b"not ours")
+    assert sio.remove_partial_files(tmp_path / "x.png") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.png.abc.part", ".x.png.notes"]

@@ -24,6 +24,7 @@ from ..io import (
     one_line,
     output_suffix,
     read_image,
+    remove_partial_files,
     to_pixels,
     write_image,
 )
@@ -171,15 +172,20 @@ def deblur_file(
     """Read, restore and atomically write one image; any error (but an interrupt) becomes a ``failed`` outcome
     whose message is one line naming the file."""
     start = time.perf_counter()
+    notes: list[str] = []
     try:
+        # Each output is written by one process only, so what lies half-written beside it is a killed run's.
+        leftovers = remove_partial_files(job.output)
+        if leftovers:
+            notes.append(f"removed {leftovers} partial file(s) that an interrupted run left beside {job.output.name}")
         if job.output.exists() and not overwrite:
-            return Outcome(job, "skipped", "output exists (use --overwrite)")
+            return Outcome(job, "skipped", "output exists (use --overwrite)", notes=notes)
         image = read_image(job.source)
         views = pipeline.model.config.in_views
         if views != 1:
             raise ImageReadError(job.source, "this model takes dual-pixel pairs; `deblur` feeds single images")
         restored = pipeline(image.to_float(), progress=tile_progress)
-        notes = list(image.notes)
+        notes += image.notes
         notes += write_image(
             job.output,
             to_pixels(np.asarray(restored), image.bit_depth),
