@@ -465,7 +465,7 @@ def remove_partial_files(path: str | Path) -> int:
     return removed
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -494,7 +494,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -551,6 +551,7 @@ __all__ = [
     "LoadedImage",
     "atomic_write_bytes",
     "encode_image",
+    "fsync_folder",
     "one_line",
     "output_suffix",
     "read_image",
