@@ -9,6 +9,7 @@ with it automatically, and a mismatch between the two is reported instead of sil
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +58,27 @@ def prior_spec(prior: Prior | None) -> dict:
         spec["config"] = prior.config.to_dict()
     if getattr(prior, "source", None):
         spec["source"] = prior.source
+    if getattr(prior, "revision", None):
+        spec["revision"] = prior.revision
     return spec
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _check_pinned(path: Path, source: str | None, revision: str | None) -> None:
+    """An ldm-sr prior named by a model file comes from a folder here, or from a Hub repo at a pinned commit:
+    never from whatever a repo (the default one included) holds today."""
+    if source and Path(source).expanduser().is_dir():
+        return
+    if isinstance(revision, str) and _COMMIT.fullmatch(revision):
+        return
+    where = repr(source) if source else "the default Hub repo"
+    raise CheckpointError(
+        f"{path}: its ldm-sr prior comes from {where}, which is not a folder here, with no pinned Hub commit "
+        f"(revision {revision!r}, not 40 hex digits); refusing to fetch unpinned weights: pass "
+        "load_model(path, prior_source=FOLDER_OR_REPO, prior_revision=COMMIT)"
+    )
 
 
 def state_tensors(model: Swintormer, prior: Prior | None, inference_only: bool = False) -> dict[str, torch.Tensor]:
@@ -122,8 +143,11 @@ def _split_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch
     return part("restorer."), part("prior.")
 
 
-def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle:
-    """Build the restorer and its prior from a model file and load their weights."""
+def load_model(path: str | Path, prior_source: str | None = None, prior_revision: str | None = None) -> ModelBundle:
+    """Build the restorer and its prior from a model file and load their weights.
+
+    An ``ldm-sr`` prior is loaded from where the file says (a folder here, or a Hub repo at the pinned
+    commit the file records), or from ``prior_source`` (a folder or a Hub repo, at ``prior_revision``)."""
     path = Path(path)
     meta = read_metadata(path)
     config = SwintormerConfig.from_dict(meta["swintormer_config"])
@@ -134,7 +158,10 @@ def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle
             f"{path}: the network expects a prior ({config.prior_channels} channels) but none is recorded"
         )
     model = Swintormer(config)
-    prior = build_prior(kind, spec.get("config"), in_views=config.in_views, source=prior_source or spec.get("source"))
+    source, revision = (prior_source, prior_revision) if prior_source else (spec.get("source"), spec.get("revision"))
+    if kind == "ldm-sr" and not prior_source:
+        _check_pinned(path, source, revision)
+    prior = build_prior(kind, spec.get("config"), in_views=config.in_views, source=source, revision=revision)
     restorer, state = _split_tensors(path)
     load_restorer(model, restorer, str(path))
     if prior is not None and kind == "latent":

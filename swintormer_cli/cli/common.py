@@ -82,7 +82,8 @@ class PipelineFlags:
     precision: str = "auto"
     prior_steps: int = 20
     sampler: str = "ddim"
-    eta: float = 0.0
+    eta: float | None = None
+    """None: the prior's own default (0 for latent, 1 for ldm-sr)."""
     seed: int = 0
 
 

@@ -44,7 +44,9 @@ def deblur(
     precision: str = typer.Option("auto", help="auto (fp32 on CPU, bf16/fp16 on GPU), fp32, fp16 or bf16."),
     prior_steps: int = typer.Option(20, help="Diffusion prior sampling steps (models with a prior)."),
     sampler: str = typer.Option("ddim", help="Prior sampler: ddim or ddpm."),
-    eta: float = typer.Option(0.0, help="DDIM eta (0: deterministic)."),
+    eta: float | None = typer.Option(
+        None, help="DDIM eta (0: deterministic). Default: the prior's (latent 0, ldm-sr 1 as the paper's script)."
+    ),
     seed: int = typer.Option(0, help="Seed of the prior's noise: the same seed gives the same image."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors, the set-up line and the summary."),
     debug: bool = typer.Option(False, "--debug", "-v", help="Show the traceback behind each failure (bug reports)."),

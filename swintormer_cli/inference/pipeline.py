@@ -78,7 +78,7 @@ class DeblurPipeline:
         memory_budget: int | str | None = None,
         prior_steps: int = 20,
         sampler: str = "ddim",
-        eta: float = 0.0,
+        eta: float | None = None,
         seed: int = 0,
         trained_window: int | None = None,
         name: str = "",
@@ -98,7 +98,7 @@ class DeblurPipeline:
             blend=blend,
             prior_steps=prior_steps,
             sampler=sampler,
-            eta=eta,
+            eta=eta if eta is not None else (prior.default_eta if prior is not None else 0.0),  # ldm-sr: 1
             seed=seed,
         )
         if isinstance(memory_budget, str):
