@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "tif": ".tif"}
 DEFAULT_MAX_PIXELS = 300_000_000
 _PIL_FORMATS = {
@@ -153,6 +153,8 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
         raise ImageReadError(path, "no such file")
     if path.is_dir():
         raise ImageReadError(path, "is a folder, not an image")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise ImageReadError(path, "not a regular file")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -191,6 +193,9 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
             orientation = int(exif_obj.get(_ORIENTATION, 1) or 1)
             exif = _upright_exif(exif_obj) if len(exif_obj) else None
             sixteen = _png_bit_depth(data[:32]) == 16 or (fmt == "TIFF" and _tiff_bits(im) == 16)
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if frames > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF
+                notes.append(f"animated or multi-page: only the first of its {frames} frames was deblurred")
             if sixteen:
                 array = _decode_16bit(path, data)
                 array = _apply_orientation(array, orientation)

@@ -350,3 +350,33 @@ def test_a_batch_removes_what_a_killed_run_left_half_written(tmp_path, model_fil
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     assert "1 deblurred, 1 skipped, 0 failed" in result.stderr
     assert result.stderr.count("partial file") == 2
+
+
+def _animated_gif(path, frames=3):
+    images = [Image.fromarray(gradient_image(20, 24, i)) for i in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+def test_a_folder_scan_names_or_counts_everything_it_does_not_deblur(tmp_path, model_file):
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(gradient_image(20, 20)).save(src / "good.png")
+    _animated_gif(src / "anim.gif")
+    (src / "notes.txt").write_text("not an image")
+    Image.fromarray(gradient_image(20, 20)).save(src / ".hidden.png")
+    Image.fromarray(gradient_image(20, 20)).save(src / "sub" / "deeper.png")
+    (src / "broken.png").symlink_to(tmp_path / "gone.png")
+    (src / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(100))
+    result = run("deblur", src, "-o", out, "--weights", model_file)
+    assert result.exit_code == 1, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["anim.png", "good.png"]
+    assert "only the first of its 3 frames" in result.stderr
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 2, result.stderr
+    assert any(f"{src / 'broken.png'}: broken symbolic link" in line for line in failed)
+    assert any(f"{src / 'photo.heic'}:" in line and "format" in line for line in failed)
+    assert "2 deblurred, 0 skipped, 2 failed, 3 ignored (1 hidden, 1 not an image, 1 subfolder" in result.stderr
+    # Given by name, the same files give the same result.
+    by_name = run("deblur", src / "anim.gif", src / "broken.png", "-o", tmp_path / "o2", "--weights", model_file)
+    assert by_name.exit_code == 1 and "only the first of its 3 frames" in by_name.stderr
+    assert f"{src / 'broken.png'}: broken symbolic link" in by_name.stderr

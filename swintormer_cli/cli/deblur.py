@@ -135,7 +135,9 @@ def deblur(
     seconds = time.perf_counter() - started
     rate = f", {megapixels / seconds:.2f} MP/s" if counts["done"] else ""
     err.print(
-        f"{counts['done']} deblurred, {counts['skipped']} skipped, {counts['failed']} failed in {seconds:.1f} s{rate}"
+        f"{counts['done']} deblurred, {counts['skipped']} skipped, {counts['failed']} failed"
+        + (f", {plan.ignored_summary()}" if plan.ignored else "")
+        + f" in {seconds:.1f} s{rate}"
     )
     raise typer.Exit(EXIT_FAILED if counts["failed"] else EXIT_OK)
 

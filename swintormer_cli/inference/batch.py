@@ -9,8 +9,10 @@ Under ``torchrun`` each process takes every WORLD_SIZE-th file from the sorted l
 from __future__ import annotations
 
 import glob
+import mimetypes
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,27 +48,74 @@ class Problem:
         return f"{self.path}: {self.reason}"
 
 
+# What a folder scan or a pattern leaves out on purpose: counted in the summary, (singular, plural).
+IGNORED = {
+    "hidden": ("hidden", "hidden"),
+    "not image": ("not an image", "not images"),
+    "subfolder": ("subfolder (use --recursive)", "subfolders (use --recursive)"),
+    "linked folder": ("linked folder (not followed)", "linked folders (not followed)"),
+}
+
+
 @dataclass
 class Plan:
     jobs: list[Job] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    ignored: Counter = field(default_factory=Counter)
+    """How many entries of each ``IGNORED`` kind the folders and patterns held."""
+
+    def ignored_summary(self) -> str:
+        """'3 ignored (1 hidden, 2 not images)', or '' when nothing was."""
+        parts = [IGNORED[k][self.ignored[k] != 1] for k in IGNORED if self.ignored[k]]
+        counts = [self.ignored[k] for k in IGNORED if self.ignored[k]]
+        if not counts:
+            return ""
+        return f"{sum(counts)} ignored ({', '.join(f'{n} {p}' for n, p in zip(counts, parts, strict=True))})"
 
 
-def _hidden(path: Path, base: Path) -> bool:
-    try:
-        parts = path.relative_to(base).parts
-    except ValueError:
-        parts = path.parts[-1:]
-    return any(p.startswith(".") for p in parts)
+def _broken_link(path: Path) -> Problem:
+    return Problem(path, f"broken symbolic link (nothing at {os.readlink(path)})")
 
 
-def _scan(folder: Path, recursive: bool) -> list[Path]:
-    pattern = "**/*" if recursive else "*"
-    return sorted(
-        p
-        for p in folder.glob(pattern)
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(p, folder)
-    )
+def _classify(path: Path, plan: Plan) -> Path | None:
+    """A file found in a folder or by a pattern: the image to deblur, or None after naming it (a broken link,
+    an image format this tool does not read) or counting it (not an image)."""
+    if path.is_symlink() and not path.exists():
+        plan.problems.append(_broken_link(path))
+    elif not path.is_file():
+        plan.ignored["not image"] += 1  # a FIFO, a socket, a device
+    elif path.suffix.lower() in IMAGE_EXTENSIONS:
+        return path
+    elif (mimetypes.guess_type(path.name)[0] or "").startswith("image/"):
+        kind = mimetypes.guess_type(path.name)[0]
+        plan.problems.append(
+            Problem(path, f"an image format this tool does not read ({kind}); convert it to PNG, JPEG, TIFF or WebP")
+        )
+    else:
+        plan.ignored["not image"] += 1
+    return None
+
+
+def _scan(folder: Path, recursive: bool, plan: Plan) -> list[Path]:
+    """The images in a folder (and its subfolders, recursively), sorted; hidden entries, subfolders not
+    entered and other files are counted in ``plan.ignored``, broken links and unreadable formats named."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        here = Path(root)
+        for name in sorted(dirs):
+            if name.startswith("."):
+                plan.ignored["hidden"] += 1
+            elif not recursive:
+                plan.ignored["subfolder"] += 1
+            elif (here / name).is_symlink():
+                plan.ignored["linked folder"] += 1
+        dirs[:] = sorted(d for d in dirs if recursive and not d.startswith(".") and not (here / d).is_symlink())
+        for name in files:
+            if name.startswith("."):
+                plan.ignored["hidden"] += 1
+            elif (image := _classify(here / name, plan)) is not None:
+                found.append(image)
+    return sorted(found)
 
 
 def _is_glob(text: str) -> bool:
@@ -96,7 +145,7 @@ def plan_jobs(
         text = str(item)
         path = Path(text).expanduser()
         if path.is_dir():
-            found = _scan(path, recursive)
+            found = _scan(path, recursive, plan)
             if not found:
                 kind = "image files (recursively)" if recursive else "image files (use --recursive for subfolders)"
                 plan.problems.append(Problem(path, f"folder has no {kind}"))
@@ -104,9 +153,17 @@ def plan_jobs(
         elif path.exists():
             sources.append((path, None))
             explicit_files += 1
+        elif path.is_symlink():
+            plan.problems.append(_broken_link(path))
         elif _is_glob(text):
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=recursive))
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_EXTENSIONS]
+            files = []
+            for match in matches:
+                if match.is_dir():
+                    if not recursive:  # with --recursive, ** walks into it
+                        plan.ignored["subfolder"] += 1
+                elif (image := _classify(match, plan)) is not None:
+                    files.append(image)
             if not files:
                 plan.problems.append(Problem(path, "pattern matches no image files"))
             sources += [(f, None) for f in files]
