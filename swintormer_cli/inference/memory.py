@@ -67,11 +67,17 @@ def available_memory(device: torch.device) -> int | None:
 
 def default_budget(device: torch.device) -> int:
     """A safe share of what is free: half on the CPU (the image and the rest of the system need the
-    other half), 70% on a GPU; 2 GiB where free memory cannot be read."""
+    other half), 70% on a GPU; 2 GiB where free memory cannot be read. Under torchrun the share is split
+    among the processes that draw on the same memory: all of this machine's (LOCAL_WORLD_SIZE) on the CPU,
+    those that share one GPU on a GPU."""
+    from ..training.distributed import local_world_size
+
     free = available_memory(device)
-    if free is None:
-        return 2 * 2**30
-    return int(free * (0.7 if device.type == "cuda" else 0.5))
+    share = 2 * 2**30 if free is None else int(free * (0.7 if device.type == "cuda" else 0.5))
+    processes = local_world_size()
+    if device.type == "cuda":
+        processes = -(-processes // max(1, torch.cuda.device_count()))
+    return share // max(1, processes)
 
 
 def _read_status(field: str) -> int | None:
