@@ -248,3 +248,96 @@ def test_export_without_folder_goes_to_the_user_folder_and_is_found_there(tmp_pa
     assert result.exit_code == 0, result.output
     assert resolve_model().origin == "user" and resolve_model().name == "tiny"
     assert {p.name: p.read_bytes() for p in embedded.iterdir()} == packaged
+
+
+def _metadata(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()
+
+
+def _rewrite_metadata(path, out, **changes):
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(path)), str(out), metadata={**_metadata(path), **changes})
+    return out
+
+
+def _broken_model_file(model_file, tmp_path, case):
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / f"{case}.safetensors"
+    data = model_file.read_bytes()
+    if case == "cut":
+        path.write_bytes(data[: len(data) // 2])
+    elif case == "noise":
+        path.write_bytes(bytes(range(256)) * 8)
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "shapes":  # tensors of other shapes than the config says (put together by hand, or a bug)
+        shrunk = {k: v[..., :1].clone() if v.dim() > 1 else v for k, v in load_file(str(model_file)).items()}
+        save_file(shrunk, str(path), metadata=_metadata(model_file))
+    else:
+        changes = {
+            "prior": {"prior": '{"kind": "magic"}'},
+            "prior-list": {"prior": "[1, 2]"},
+            "config-key": {"swintormer_config": '{"preset": "huge"}'},
+            "config-value": {"swintormer_config": '{"dim": -8}'},
+        }[case]
+        _rewrite_metadata(model_file, path, **changes)
+    return path
+
+
+@pytest.mark.parametrize(
+    "case", ["cut", "noise", "empty", "prior", "prior-list", "config-key", "config-value", "shapes"]
+)
+def test_a_broken_model_file_is_a_one_line_error(tmp_path, model_file, case):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from swintormer_cli.cli import app
+
+    from .conftest import gradient_image
+
+    path = _broken_model_file(model_file, tmp_path, case)
+    with pytest.raises(WeightsError) as info:
+        resolve_model(weights=path).load()
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    result = CliRunner().invoke(app, ["deblur", str(tmp_path / "a.png"), "--weights", str(path)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "[1, 2]",
+        '{"models": []}',
+        '{"models": {"x": 3}}',
+        '{"models": {"x": {"file": "x.safetensors", "window": "big"}}}',
+        '{"default": 5, "models": {}}',
+        b"\xff\xfe\x00garbage",
+    ],
+)
+def test_a_broken_registry_is_a_one_line_error(tmp_path, text, monkeypatch):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from swintormer_cli.cli import app
+
+    from .conftest import gradient_image
+
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    user = tmp_path / "home" / "weights"
+    user.mkdir(parents=True)
+    (user / "registry.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.setenv("SWINTORMER_HOME", str(tmp_path / "home"))
+    with pytest.raises(WeightsError, match="registry.json"):
+        resolve_model()
+    for args in (["weights", "list"], ["weights", "verify"], ["deblur", str(tmp_path / "a.png")]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.count("\n") == 1 and "registry.json" in result.stderr, result.stderr
