@@ -100,7 +100,11 @@ def _scan(folder: Path, recursive: bool, plan: Plan) -> list[Path]:
     """The images in a folder (and its subfolders, recursively), sorted; hidden entries, subfolders not
     entered and other files are counted in ``plan.ignored``, broken links and unreadable formats named."""
     found: list[Path] = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
+
+    def unreadable(error: OSError) -> None:
+        plan.problems.append(Problem(Path(error.filename), f"cannot read this folder ({error.strerror or error})"))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=False):
         here = Path(root)
         for name in sorted(dirs):
             if name.startswith("."):
@@ -134,7 +138,9 @@ def plan_jobs(
 
     ``output`` is a file when there is exactly one input file and it has an image suffix; otherwise a
     folder (folder inputs are mirrored under it). Without ``output``, results go beside their sources
-    with ``suffix`` (default ``_deblurred``) added to the name.
+    with ``suffix`` (default ``_deblurred``) added to the name. A ``suffix`` holding a path separator is a
+    ``ValueError``. What cannot be deblurred is in ``problems`` (one line each), what is left out on purpose
+    counted in ``ignored``.
     """
     if suffix and any(sep and sep in suffix for sep in (os.sep, os.altsep, "\0")):
         raise ValueError(f"--suffix {suffix!r} may not hold a path separator: it is added to file names")
