@@ -415,3 +415,20 @@ def test_metrics_of_steps_after_the_checkpoint_are_not_logged_twice(tmp_path, mo
     train(cfg, resume="auto", progress=False)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
+
+
+def test_the_run_config_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    from swintormer_cli.training.config import dump_config
+
+    cfg = load_config(CONFIG, _overrides(tmp_path, tmp_path / "run"))
+    path = tmp_path / "config.yaml"
+    dump_config(cfg, path)
+    before = path.read_text()
+
+    def killed(*_):
+        raise _Killed
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(_Killed):
+        dump_config(load_config(CONFIG, [*_overrides(tmp_path, tmp_path / "run"), "max_steps=7"]), path)
+    assert path.read_text() == before

@@ -201,7 +201,9 @@ def bench(
     out.print(table)
     out.print_json(json.dumps(result))
     if json_path:
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        from ..io import atomic_write_bytes
+
+        atomic_write_bytes(json_path, (json.dumps(result, indent=2) + "\n").encode())
 
 
 def _parse_size(text: str) -> tuple[int, int]:
