@@ -432,3 +432,25 @@ def test_the_run_config_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(_Killed):
         dump_config(load_config(CONFIG, [*_overrides(tmp_path, tmp_path / "run"), "max_steps=7"]), path)
     assert path.read_text() == before
+
+
+def test_a_checkpoint_folder_of_the_older_layout_is_replaced_too(tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    cfg = load_config(CONFIG, [*_overrides(tmp_path, out), "prior.kind=none", "stage=restorer"])
+    trainer = Trainer(cfg, progress=False)
+    trainer.step = 1
+    trainer.save("last")
+    last = out / "checkpoints" / "last"
+    # The older layout: `last` a real folder, with a leftover `.last.previous` of a save killed at its end.
+    real = last.resolve()
+    last.unlink()
+    shutil.copytree(real, last)
+    shutil.rmtree(real)
+    shutil.copytree(last, last.with_name(".last.previous"))
+    assert Trainer(cfg, resume="auto", progress=False).step == 1
+    trainer.step = 2
+    trainer.save("last")
+    assert last.is_symlink() and torch.load(last / "state.pt", weights_only=True)["step"] == 2
+    assert [p.name for p in last.parent.iterdir() if p.name.startswith(".")] == [os.readlink(last)]

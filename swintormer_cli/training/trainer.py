@@ -441,8 +441,10 @@ def _publish(staging: Path, folder: Path) -> None:
     if link.is_symlink() or link.exists():
         os.unlink(link)
     os.symlink(target.name, link)
-    if folder.is_dir() and not folder.is_symlink():
-        os.replace(folder, folder.with_name(f".{folder.name}.previous"))
+    if folder.is_dir() and not folder.is_symlink():  # a real folder, written by an older version
+        previous = folder.with_name(f".{folder.name}.previous")
+        shutil.rmtree(previous, ignore_errors=True)  # that version's leftover: ``folder`` is complete
+        os.replace(folder, previous)
     os.replace(link, folder)
     fsync_folder(parent)
     for stale in parent.glob(f".{folder.name}.*"):
@@ -465,7 +467,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
             kept.append(line + "\n")
     atomic_write_bytes(path, "".join(kept).encode())
 
