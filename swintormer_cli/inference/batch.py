@@ -66,11 +66,10 @@ class Plan:
 
     def ignored_summary(self) -> str:
         """'3 ignored (1 hidden, 2 not images)', or '' when nothing was."""
-        parts = [IGNORED[k][self.ignored[k] != 1] for k in IGNORED if self.ignored[k]]
-        counts = [self.ignored[k] for k in IGNORED if self.ignored[k]]
+        counts = [(n, IGNORED[kind][n != 1]) for kind in IGNORED if (n := self.ignored[kind])]
         if not counts:
             return ""
-        return f"{sum(counts)} ignored ({', '.join(f'{n} {p}' for n, p in zip(counts, parts, strict=True))})"
+        return f"{sum(n for n, _ in counts)} ignored ({', '.join(f'{n} {label}' for n, label in counts)})"
 
 
 def _broken_link(path: Path) -> Problem:
@@ -86,8 +85,7 @@ def _classify(path: Path, plan: Plan) -> Path | None:
         plan.ignored["not image"] += 1  # a FIFO, a socket, a device
     elif path.suffix.lower() in IMAGE_EXTENSIONS:
         return path
-    elif (mimetypes.guess_type(path.name)[0] or "").startswith("image/"):
-        kind = mimetypes.guess_type(path.name)[0]
+    elif (kind := mimetypes.guess_type(path.name)[0] or "").startswith("image/"):
         plan.problems.append(
             Problem(path, f"an image format this tool does not read ({kind}); convert it to PNG, JPEG, TIFF or WebP")
         )
