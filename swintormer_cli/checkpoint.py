@@ -8,7 +8,10 @@ with it automatically, and a mismatch between the two is reported instead of sil
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +19,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, one_line
 from .models import Swintormer, SwintormerConfig
-from .prior import Prior, build_prior
+from .prior import PRIOR_KINDS, Prior, build_prior
 
 FORMAT = "swintormer/1"
 # Parts of a prior that only training uses; inference exports may leave them out.
@@ -27,6 +30,26 @@ TRAINING_ONLY_PREFIXES = ("prior.target_encoder.",)
 
 class CheckpointError(ValueError):
     """A model file that cannot be used, with a message that names it."""
+
+
+def _one_line_errors(load):
+    """Whatever goes wrong reading a model file (a truncated file, metadata that builds no network, tensors
+    of the wrong shape, an error of a library underneath) becomes a one-line ``CheckpointError`` naming it."""
+
+    signature = inspect.signature(load)
+
+    @functools.wraps(load)
+    def wrapper(*args, **kwargs):
+        try:
+            return load(*args, **kwargs)
+        except (CheckpointError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - see above
+            path = signature.bind(*args, **kwargs).arguments["path"]
+            reason = f"{type(exc).__name__}: {one_line(exc)}"
+            raise CheckpointError(f"{path}: cannot use this model file ({reason})") from exc
+
+    return wrapper
 
 
 @dataclass
@@ -57,7 +80,27 @@ def prior_spec(prior: Prior | None) -> dict:
         spec["config"] = prior.config.to_dict()
     if getattr(prior, "source", None):
         spec["source"] = prior.source
+    if getattr(prior, "revision", None):
+        spec["revision"] = prior.revision
     return spec
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _check_pinned(path: Path, source: str | None, revision: str | None) -> None:
+    """An ldm-sr prior named by a model file comes from a folder here, or from a Hub repo at a pinned commit:
+    never from whatever a repo (the default one included) holds today."""
+    if source and Path(source).expanduser().is_dir():
+        return
+    if isinstance(revision, str) and _COMMIT.fullmatch(revision):
+        return
+    where = repr(source) if source else "the default Hub repo"
+    raise CheckpointError(
+        f"{path}: its ldm-sr prior comes from {where}, which is not a folder here, with no pinned Hub commit "
+        f"(revision {revision!r}, not 40 hex digits); refusing to fetch unpinned weights: pass "
+        "load_model(path, prior_source=FOLDER_OR_REPO, prior_revision=COMMIT)"
+    )
 
 
 def state_tensors(model: Swintormer, prior: Prior | None, inference_only: bool = False) -> dict[str, torch.Tensor]:
@@ -99,17 +142,24 @@ def read_metadata(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+        raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(exc)})") from exc
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a swintormer model file (no '{FORMAT}' format tag)")
     try:
-        return {
+        parsed = {
             "swintormer_config": json.loads(meta["swintormer_config"]),
             "prior": json.loads(meta.get("prior", '{"kind": "none"}')),
             "training": json.loads(meta.get("training", "{}")),
         }
     except (KeyError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: damaged model metadata ({exc})") from exc
+        raise CheckpointError(f"{path}: damaged model metadata ({one_line(exc)})") from exc
+    for key, value in parsed.items():
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path}: damaged model metadata ({key} is not a JSON object)")
+    kind = parsed["prior"].get("kind", "none")
+    if kind not in PRIOR_KINDS:
+        raise CheckpointError(f"{path}: unknown prior {kind!r} in its metadata (known: {', '.join(PRIOR_KINDS)})")
+    return parsed
 
 
 def _split_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -122,8 +172,12 @@ def _split_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch
     return part("restorer."), part("prior.")
 
 
-def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle:
-    """Build the restorer and its prior from a model file and load their weights."""
+@_one_line_errors
+def load_model(path: str | Path, prior_source: str | None = None, prior_revision: str | None = None) -> ModelBundle:
+    """Build the restorer and its prior from a model file and load their weights.
+
+    An ``ldm-sr`` prior is loaded from where the file says (a folder here, or a Hub repo at the pinned
+    commit the file records), or from ``prior_source`` (a folder or a Hub repo, at ``prior_revision``)."""
     path = Path(path)
     meta = read_metadata(path)
     config = SwintormerConfig.from_dict(meta["swintormer_config"])
@@ -134,7 +188,10 @@ def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle
             f"{path}: the network expects a prior ({config.prior_channels} channels) but none is recorded"
         )
     model = Swintormer(config)
-    prior = build_prior(kind, spec.get("config"), in_views=config.in_views, source=prior_source or spec.get("source"))
+    source, revision = (prior_source, prior_revision) if prior_source else (spec.get("source"), spec.get("revision"))
+    if kind == "ldm-sr" and not prior_source:
+        _check_pinned(path, source, revision)
+    prior = build_prior(kind, spec.get("config"), in_views=config.in_views, source=source, revision=revision)
     restorer, state = _split_tensors(path)
     load_restorer(model, restorer, str(path))
     if prior is not None and kind == "latent":
@@ -154,6 +211,7 @@ def load_model(path: str | Path, prior_source: str | None = None) -> ModelBundle
 _PRIOR_FIELDS = ("prior_channels", "prior_scale", "prior_hidden")
 
 
+@_one_line_errors
 def init_from_file(
     model: Swintormer, prior: Prior | None, path: str | Path, relearn_target_encoder: bool = False
 ) -> None:

@@ -4,10 +4,13 @@ Reading: 8 and 16-bit PNG and TIFF, JPEG, WebP, BMP; grey, RGB, RGBA, palette an
 orientation applied; the alpha channel, EXIF block and ICC profile kept aside to be written back; a
 decompression-bomb guard that checks the header's pixel count before anything is decoded.
 Pillow reads and writes everything 8-bit with its metadata; 16-bit colour, which Pillow cannot hold, is
-decoded and encoded by OpenCV, and its ICC profile and EXIF are added to 16-bit PNGs as iCCP/eXIf chunks.
+decoded and encoded by OpenCV, whose encoders cannot carry metadata: the ICC profile and EXIF are added to
+16-bit PNGs as iCCP/eXIf chunks, and 16-bit TIFFs are rebuilt with them by Pillow's TIFF directory writer.
 
-Writing is atomic: a temporary file in the destination folder, then a rename, so a crash or Ctrl-C never
-leaves a half-written image behind.
+Writing is atomic: a temporary file (``.NAME.RANDOM.part``) in the destination folder, synced, renamed over
+the destination, then the folder synced, so a crash, Ctrl-C or power cut leaves either the old file or the
+new one, never half of one. Only a SIGKILL (or a power cut) mid-write can leave the temporary file;
+``remove_partial_files`` removes those of one destination, which the next ``deblur`` of it does.
 
 Errors are ``ImageReadError`` / ``ImageWriteError``, whose text is one line naming the file and the problem.
 """
@@ -15,6 +18,7 @@ Errors are ``ImageReadError`` / ``ImageWriteError``, whose text is one line nami
 from __future__ import annotations
 
 import os
+import re
 import struct
 import tempfile
 import zlib
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "tif": ".tif"}
 DEFAULT_MAX_PIXELS = 300_000_000
 _PIL_FORMATS = {
@@ -57,8 +61,21 @@ class ImageWriteError(Exception):
 
 
 def max_pixels() -> int:
-    value = os.environ.get("SWINTORMER_MAX_PIXELS")
-    return int(value) if value else DEFAULT_MAX_PIXELS
+    """The largest image read, in pixels: ``SWINTORMER_MAX_PIXELS``, else 300 million. A value that is not a
+    positive whole number is a ``ValueError`` naming the variable (the CLI checks it before any work)."""
+    text = os.environ.get("SWINTORMER_MAX_PIXELS", "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(
+            f"SWINTORMER_MAX_PIXELS={text!r} is not a positive whole number of pixels "
+            f"(the default is {DEFAULT_MAX_PIXELS})"
+        )
+    return value
 
 
 @dataclass
@@ -136,6 +153,8 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
         raise ImageReadError(path, "no such file")
     if path.is_dir():
         raise ImageReadError(path, "is a folder, not an image")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise ImageReadError(path, "not a regular file")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -151,8 +170,10 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
             im = Image.open(_io.BytesIO(data))
         except UnidentifiedImageError as exc:
             raise ImageReadError(path, "not an image, or a format this tool cannot read") from exc
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageReadError(path, f"damaged image header ({exc})") from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as below: the header is the file's problem
+            raise ImageReadError(path, f"damaged image header ({one_line(exc)})") from exc
         width, height = im.size
         if width * height > limit:
             raise ImageReadError(
@@ -163,13 +184,18 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
         if width < 1 or height < 1:
             raise ImageReadError(path, "image has no pixels")
         fmt = im.format or ""
-        icc = im.info.get("icc_profile") or None
-        exif_obj = im.getexif()
-        orientation = int(exif_obj.get(_ORIENTATION, 1) or 1)
-        exif = _upright_exif(exif_obj) if len(exif_obj) else None
-        sixteen = _png_bit_depth(data[:32]) == 16 or (fmt == "TIFF" and _tiff_bits(im) == 16)
         notes: list[str] = []
+        # Everything from here on may decode pixel data (a PNG's EXIF can sit after its pixels, so getexif()
+        # reads them): any failure is the file's, and becomes one line naming it.
         try:
+            icc = im.info.get("icc_profile") or None
+            exif_obj = im.getexif()
+            orientation = int(exif_obj.get(_ORIENTATION, 1) or 1)
+            exif = _upright_exif(exif_obj) if len(exif_obj) else None
+            sixteen = _png_bit_depth(data[:32]) == 16 or (fmt == "TIFF" and _tiff_bits(im) == 16)
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if frames > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF
+                notes.append(f"animated or multi-page: only the first of its {frames} frames was deblurred")
             if sixteen:
                 array = _decode_16bit(path, data)
                 array = _apply_orientation(array, orientation)
@@ -181,10 +207,10 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
                 array, icc, note = _pil_to_array(im, icc)
                 if note:
                     notes.append(note)
-        except ImageReadError:
+        except (ImageReadError, MemoryError):
             raise
-        except (OSError, SyntaxError, ValueError, struct.error, zlib.error) as exc:
-            text = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a decoder's error of any type means a damaged file
+            text = one_line(exc)
             reason = "truncated file" if "truncated" in text.lower() else f"damaged image data ({text})"
             raise ImageReadError(path, reason) from exc
     finally:
@@ -204,16 +230,25 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
     return LoadedImage(path, np.ascontiguousarray(array), alpha, grey, icc, exif, fmt, notes)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's text on one line (decoders' messages sometimes span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _upright_exif(exif: Image.Exif) -> bytes:
     """The EXIF block to write back, with the orientation reset (the pixels are upright by then).
 
-    Works on a copy: Pillow's ``exif_transpose`` reads the image's own EXIF object afterwards.
+    Works on a copy: Pillow's ``exif_transpose`` reads the image's own EXIF object afterwards. A TIFF's
+    first directory holds its pixel layout (strips, sizes, compression) next to the EXIF tags: those
+    describe the source file, not the image, and are left out.
     """
     copy = Image.Exif()
     copy.load(exif.tobytes())
     for ifd in (0x8769, 0x8825):  # the Exif and GPS sub-IFDs travel with the copy
         if ifd in exif:
             copy.get_ifd(ifd).update(exif.get_ifd(ifd))
+    for tag in _TIFF_LAYOUT_TAGS - {_ORIENTATION} | {34675}:  # and the ICC profile travels on its own
+        copy.pop(tag, None)
     if _ORIENTATION in copy:
         copy[_ORIENTATION] = 1
     return copy.tobytes()
@@ -298,7 +333,65 @@ def _encode_16bit(pixels: np.ndarray, suffix: str, icc: bytes | None, exif: byte
     data = buf.tobytes()
     if suffix == ".png":
         data = _add_png_metadata(data, icc, exif)
+    elif icc or exif:
+        data = _add_tiff_metadata(data, icc, exif)
     return data
+
+
+# Tags that describe a TIFF's pixel layout: the encoder's, never copied from EXIF.
+_TIFF_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 338, 339}
+)
+_EXIF_IFD, _GPS_IFD, _INTEROP_IFD = 0x8769, 0x8825, 0xA005
+
+
+def _add_tiff_metadata(tiff: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
+    """Add an ICC profile and EXIF (its IFD0 tags, Exif and GPS sub-IFDs) to a TIFF that OpenCV encoded.
+
+    OpenCV's TIFF encoder cannot carry metadata, so the file is rebuilt with Pillow's own TIFF directory
+    writer: a header, one directory (the encoder's layout tags, then the metadata), then the encoder's
+    strips copied byte for byte (Pillow relocates StripOffsets to follow the directory)."""
+    import io as _io
+
+    from PIL import TiffImagePlugin, TiffTags
+
+    with Image.open(_io.BytesIO(tiff)) as im:
+        source = im.tag_v2
+        layout = {tag: source[tag] for tag in source}
+        types = dict(source.tagtype)
+    offsets, counts = layout.get(273), layout.get(279)
+    if offsets is None or counts is None:
+        raise ValueError("the 16-bit TIFF encoder wrote no strips; cannot add its metadata")
+    offsets = (offsets,) if isinstance(offsets, int) else tuple(offsets)
+    counts = (counts,) if isinstance(counts, int) else tuple(counts)
+    order = "<" if tiff[:2] == b"II" else ">"
+    head = tiff[:4] + struct.pack(order + "I", 8)
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=head)
+    if exif:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        for tag, value in parsed.items():
+            if tag in (_EXIF_IFD, _GPS_IFD):
+                sub = dict(parsed.get_ifd(tag))
+                if tag == _EXIF_IFD and _INTEROP_IFD in sub:
+                    sub[_INTEROP_IFD] = dict(parsed.get_ifd(_INTEROP_IFD))
+                if sub:
+                    ifd[tag] = sub
+                    ifd.tagtype[tag] = TiffTags.LONG
+            elif tag not in _TIFF_LAYOUT_TAGS:
+                ifd[tag] = value
+    for tag, value in layout.items():
+        ifd[tag] = value
+        ifd.tagtype[tag] = types[tag]
+    if icc:
+        ifd[34675] = icc
+        ifd.tagtype[34675] = TiffTags.UNDEFINED
+    strips = [tiff[o : o + c] for o, c in zip(offsets, counts, strict=True)]
+    starts = np.cumsum([0] + [len(s) for s in strips[:-1]]).tolist()
+    ifd[273] = tuple(int(s) for s in starts)
+    ifd[279] = counts
+    ifd.tagtype[273] = ifd.tagtype[279] = TiffTags.LONG
+    return head + ifd.tobytes(8) + b"".join(strips)
 
 
 def encode_image(
@@ -357,12 +450,50 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+def _partial_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_partial_files(path: str | Path) -> int:
+    """Remove the temporary files that writes of ``path`` left when they were killed (SIGKILL, power cut);
+    returns how many. Only ``.NAME.RANDOM.part`` files are touched, RANDOM without dots: never another
+    destination's (whose name, ending in its own suffix, would put a dot there)."""
+    path = Path(path)
+    pattern = re.compile(re.escape(_partial_prefix(path)) + r"[A-Za-z0-9_]+\.part")
+    removed = 0
+    try:
+        candidates = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return 0
+    for leftover in candidates:
+        try:
+            leftover.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
+    """Write through a temporary file in the same folder, synced, renamed into place, the folder synced."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_partial_prefix(path), suffix=".part", dir=path.parent)
     except OSError as exc:
         raise ImageWriteError(path, f"cannot write here ({exc.strerror or exc})") from exc
     try:
@@ -372,6 +503,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_folder(path.parent)
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -406,8 +538,10 @@ def write_image(
             exif=None if strip_metadata else like.exif,
             quality=quality,
         )
-    except (OSError, ValueError) as exc:
-        raise ImageWriteError(path, f"cannot encode ({exc})") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an encoder's error of any type: this file cannot be written
+        raise ImageWriteError(path, f"cannot encode ({one_line(exc)})") from exc
     atomic_write_bytes(path, data)
     return notes
 
@@ -426,8 +560,11 @@ __all__ = [
     "LoadedImage",
     "atomic_write_bytes",
     "encode_image",
+    "fsync_folder",
+    "one_line",
     "output_suffix",
     "read_image",
+    "remove_partial_files",
     "to_pixels",
     "write_image",
 ]

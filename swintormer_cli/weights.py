@@ -2,11 +2,15 @@
 
 ``weights/registry.json`` lists each model: its file, sha256, what it is (preset, prior, training
 window), its model card, and where it lives on the Hugging Face Hub (repo id, pinned revision) if it
-was published there. The folder is installed with the package.
+was published there. The folder is installed with the package and never written to by default.
+
+A second registry, in the user's weights folder (``user_weights_dir()``: ``$SWINTORMER_HOME/weights``, by
+default ``<HF_HOME>/swintormer/weights``), holds what ``weights export`` writes; it is laid over the
+embedded one (a user model of the same name wins, and so does the user's default when set).
 
 Resolution order (``resolve_model``):
   1. ``--weights PATH``: a .safetensors file, or a folder holding one (a training checkpoint folder works);
-  2. the embedded ``weights/`` folder;
+  2. the file in the folder of the model's registry: the user's weights folder or the embedded ``weights/``;
   3. the Hugging Face cache, then the Hub, through ``huggingface_hub`` (it honours HF_HOME,
      HF_HUB_CACHE, HF_HUB_OFFLINE, HF_ENDPOINT and HF_TOKEN), at the pinned revision.
 Every registered file's sha256 is checked before it is loaded; only safetensors files are ever loaded.
@@ -17,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
-from pathlib import Path
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .checkpoint import CheckpointError, ModelBundle, load_model
+from .io import atomic_write_bytes
 
 REGISTRY_FILE = "registry.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
@@ -30,6 +36,30 @@ class WeightsError(Exception):
     """A model that cannot be found, fetched or trusted; the message is one line saying what to do."""
 
 
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def check_model_name(name: str) -> str:
+    """A model name becomes file names (NAME.safetensors, NAME.md): letters, digits and ``._+-`` only."""
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name) or len(name) > 200:
+        raise ValueError(
+            f"model name {name!r} is not allowed: use letters, digits, '.', '_', '+' and '-' "
+            "(it names files, so no path separators)"
+        )
+    return name
+
+
+def inside_path(text: str, what: str) -> str:
+    """A relative path read from data (a registry entry, a Hub file name) that stays inside its folder:
+    no absolute path, no '..', no backslash; else ``ValueError``."""
+    if not isinstance(text, str) or not text or "\0" in text or "\\" in text:
+        raise ValueError(f"{what} {text!r} is not a relative file path")
+    path = PurePosixPath(text)
+    if path.is_absolute() or PureWindowsPath(text).drive or ".." in path.parts:
+        raise ValueError(f"{what} {text!r} points outside its folder; refusing it")
+    return text
+
+
 def weights_dir() -> Path:
     """The embedded weights folder: inside the installed package, else the source checkout's weights/."""
     here = Path(__file__).resolve().parent
@@ -37,6 +67,23 @@ def weights_dir() -> Path:
     if (installed / REGISTRY_FILE).is_file():
         return installed
     return here.parent / "weights"
+
+
+def user_home() -> Path:
+    """This tool's folder for what a user makes: ``$SWINTORMER_HOME``, else ``swintormer/`` in the Hugging Face
+    home (``huggingface_hub``'s ``HF_HOME``: ``~/.cache/huggingface`` unless set)."""
+    text = os.environ.get("SWINTORMER_HOME", "").strip()
+    if text:
+        return Path(text).expanduser()
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME).expanduser() / "swintormer"
+
+
+def user_weights_dir() -> Path:
+    """Where ``weights export`` writes by default, with its own registry.json (outside the installed package,
+    so a reinstall keeps it)."""
+    return user_home() / "weights"
 
 
 def sha256_of(path: str | Path) -> str:
@@ -51,7 +98,8 @@ def sha256_of(path: str | Path) -> str:
 class RegistryEntry:
     name: str
     file: str
-    sha256: str
+    sha256: str = ""
+    """Hex sha256 of the file; an entry without one is never loaded."""
     description: str = ""
     preset: str = ""
     prior: str = "none"
@@ -62,14 +110,54 @@ class RegistryEntry:
     """{"repo_id": ..., "revision": <40-hex commit>, "filename": ...} when published."""
     scores: dict | None = None
     training: dict | None = None
+    folder: Path | None = field(default=None, compare=False)
+    """The folder of the registry it came from (its file is looked for there); not saved."""
+    origin: str = field(default="embedded", compare=False)
+    """``embedded`` (the package's folder, or a folder given explicitly) or ``user``; not saved."""
+
+    _TYPES = {
+        "file": str,
+        "sha256": str,
+        "description": str,
+        "preset": str,
+        "prior": str,
+        "window": int,
+        "shift": int,
+        "card": str,
+        "hub": dict,
+        "scores": dict,
+        "training": dict,
+    }
 
     @classmethod
     def from_dict(cls, name: str, data: dict) -> RegistryEntry:
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "name"}
-        return cls(name=name, **fields)
+        """An entry from its registry data; paths in it must stay inside the registry's folder (or the Hub
+        repo), else ``ValueError``."""
+        if not isinstance(data, dict):
+            raise ValueError("its entry is not a JSON object")
+        if "file" not in data:
+            raise ValueError("its entry has no 'file'")
+        fields = {k: v for k, v in data.items() if k in cls._TYPES}
+        for key, value in fields.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, cls._TYPES[key]):
+                raise ValueError(f"{key!r} should be a {cls._TYPES[key].__name__}, got {value!r}")
+        entry = cls(name=name, **fields)
+        inside_path(entry.file, "file")
+        if entry.card is not None:
+            inside_path(entry.card, "card")
+        if entry.hub and entry.hub.get("filename") is not None:
+            inside_path(entry.hub["filename"], "hub filename")
+        return entry
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "name" and v is not None}
+        return {k: v for k, v in self.__dict__.items() if k in self._TYPES and v is not None}
+
+    @property
+    def local_path(self) -> Path | None:
+        """Where its file is when it is installed locally (the folder of its registry)."""
+        return self.folder / self.file if self.folder is not None else None
 
 
 @dataclass
@@ -77,23 +165,50 @@ class Registry:
     default: str | None
     models: dict[str, RegistryEntry]
     folder: Path
+    """The folder ``save`` writes to: the given one, or the user's weights folder for the combined registry."""
 
     @classmethod
     def load(cls, folder: str | Path | None = None) -> Registry:
-        folder = Path(folder) if folder else weights_dir()
+        """One folder's registry; without a folder, the embedded registry with the user's laid over it."""
+        if folder:
+            folder = Path(folder)
+            return cls._read(folder, "user" if folder == user_weights_dir() else "embedded")
+        embedded = cls._read(weights_dir(), "embedded")
+        user = cls._read(user_weights_dir(), "user")
+        return cls(user.default or embedded.default, {**embedded.models, **user.models}, user.folder)
+
+    @classmethod
+    def _read(cls, folder: Path, origin: str) -> Registry:
         path = folder / REGISTRY_FILE
         if not path.is_file():
             return cls(None, {}, folder)
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+            data = json.loads(path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise WeightsError(f"{path}: not valid JSON ({exc})") from exc
-        models = {name: RegistryEntry.from_dict(name, entry) for name, entry in data.get("models", {}).items()}
+        except OSError as exc:
+            raise WeightsError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("models", {}), dict)
+            or not isinstance(data.get("default"), (str, type(None)))
+        ):
+            raise WeightsError(f'{path}: not a model registry (expected {{"default": NAME, "models": {{...}}}})')
+        models = {}
+        for name, entry in data.get("models", {}).items():
+            try:
+                models[name] = RegistryEntry.from_dict(name, entry)
+            except (ValueError, TypeError) as exc:
+                raise WeightsError(f"{path}: model {name!r}: {exc}") from exc
+            models[name].folder, models[name].origin = folder, origin
         return cls(data.get("default"), models, folder)
 
     def save(self) -> None:
-        data = {"default": self.default, "models": {n: e.to_dict() for n, e in sorted(self.models.items())}}
-        (self.folder / REGISTRY_FILE).write_text(json.dumps(data, indent=2) + "\n")
+        """Write this folder's registry.json (atomically): the entries that belong to this folder."""
+        own = {n: e for n, e in self.models.items() if e.folder in (None, self.folder)}
+        data = {"default": self.default, "models": {n: e.to_dict() for n, e in sorted(own.items())}}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.folder / REGISTRY_FILE, (json.dumps(data, indent=2) + "\n").encode())
 
     def get(self, name: str | None) -> RegistryEntry:
         if name is None:
@@ -114,7 +229,7 @@ class ResolvedModel:
     path: Path
     name: str
     origin: str
-    """``file`` (--weights), ``embedded``, ``cache`` or ``hub``."""
+    """``file`` (--weights), ``embedded``, ``user`` (the user's weights folder) or ``hub`` (cache or Hub)."""
     entry: RegistryEntry | None = None
     sha256: str | None = None
 
@@ -150,9 +265,19 @@ def _local_file(path: Path) -> Path:
     return path
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def verify_file(path: Path, entry: RegistryEntry, where: str) -> str:
+    """The file's sha256, after checking it against the registry's; an entry without a well-formed sha256
+    is refused (a registered file is never loaded unchecked)."""
+    if not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256.lower()):
+        raise WeightsError(
+            f"model {entry.name!r}: its registry entry has no valid sha256 ({entry.sha256!r}), so {path} cannot "
+            "be checked; refusing to load it (re-export it, or pass the file with --weights)"
+        )
     digest = sha256_of(path)
-    if entry.sha256 and digest != entry.sha256:
+    if digest != entry.sha256.lower():
         raise WeightsError(
             f"{path}: sha256 {digest[:12]}... does not match the registry's {entry.sha256[:12]}... for "
             f"{entry.name} ({where}); refusing to load it"
@@ -211,9 +336,9 @@ def resolve_model(
         return ResolvedModel(path, path.stem if path.stem not in ("ema", "model") else path.parent.name, "file")
     registry = registry or Registry.load()
     entry = registry.get(model)
-    embedded = registry.folder / entry.file
-    if embedded.is_file():
-        return ResolvedModel(embedded, entry.name, "embedded", entry, verify_file(embedded, entry, "embedded"))
+    local = entry.local_path or registry.folder / entry.file
+    if local.is_file():
+        return ResolvedModel(local, entry.name, entry.origin, entry, verify_file(local, entry, entry.origin))
     path = hub_download(entry)
     return ResolvedModel(path, entry.name, "hub", entry, verify_file(path, entry, "Hugging Face cache"))
 

@@ -13,6 +13,12 @@ from swintormer_cli.prior import LatentPrior, LatentPriorConfig
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _own_user_folder(tmp_path_factory, monkeypatch):
+    """Every test gets an empty user folder (exports, user registry): the real one is never read or written."""
+    monkeypatch.setenv("SWINTORMER_HOME", str(tmp_path_factory.mktemp("swintormer-home")))
+
+
 def tiny_config(**overrides) -> SwintormerConfig:
     base = dict(
         dim=8,

@@ -48,3 +48,24 @@ def test_bench_prints_a_table_and_json(tmp_path):
         data["megapixels_per_s"] > 0 and data["height"] == 64 and data["tiles"] == 12
     )  # 3 rows x 4 columns of 32-pixel tiles 24 apart
     assert runner.invoke(app, ["bench", "--preset", "tiny", "--size", "big"]).exit_code == 2
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
+    import pytest
+
+    from swintormer_cli import weights
+    from swintormer_cli.cli import main
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(weights.Registry, "load", broken)
+    monkeypatch.setattr(sys, "argv", ["swintormer", "weights", "list"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: disk on fire second line" in err and "Traceback" not in err and "--debug" in err
+    monkeypatch.setattr(sys, "argv", ["swintormer", "--debug", "weights", "list"])
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        main()

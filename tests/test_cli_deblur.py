@@ -5,14 +5,17 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
 from swintormer_cli.cli import app
-from swintormer_cli.inference.batch import Job, plan_jobs, shard
+from swintormer_cli.inference import DeblurPipeline
+from swintormer_cli.inference.batch import Job, deblur_file, plan_jobs, shard
+from swintormer_cli.inference.device import native_bf16_cpu
 from swintormer_cli.io import read_image
 
-from .conftest import gradient_image
+from .conftest import gradient_image, tiny_model
 from .test_io import _png_header, _truncated_jpeg
 
 runner = CliRunner()
@@ -40,7 +43,9 @@ def test_recursive_folder_batch_mirrors_the_tree_and_resumes(tmp_path, model_fil
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == ["a/b/three.webp", "a/two.jpg", "one.png"]
     assert read_image(out / "a" / "two.jpg").pixels.shape == (33, 47, 3)
-    assert "device cpu" in result.stderr and "precision fp32" in result.stderr
+    # auto: bf16 where the CPU computes it natively, else fp32; the set-up line says which and why.
+    expected = "precision bf16 (auto: native" if native_bf16_cpu() else "precision fp32 (auto: no native"
+    assert "device cpu" in result.stderr and expected in result.stderr
     again = run("deblur", src, "-o", out, "--recursive", "--weights", model_file, "--window", 32)
     assert again.exit_code == 0 and "0 deblurred, 3 skipped, 0 failed" in again.stderr
     over = run("deblur", src, "-o", out, "--recursive", "--weights", model_file, "--window", 32, "--overwrite", "-q")
@@ -237,3 +242,144 @@ def test_interrupting_a_batch_leaves_no_partial_file(tmp_path, model_file):
     assert 2 <= len(written) < 40
     for path in written:
         assert read_image(path).pixels.shape == (96, 128, 3)
+
+
+class _FailsOnLargeTiles(torch.nn.Module):
+    """Acts like a model that fails on tiles of more than 32x32 pixels (and works on smaller ones)."""
+
+    def __init__(self, model, error):
+        super().__init__()
+        self.inner, self.config, self.error = model, model.config, error
+
+    def forward(self, x, prior=None):
+        if x.shape[-2] * x.shape[-1] > 32 * 32:
+            raise self.error
+        return self.inner(x, prior)
+
+
+@pytest.mark.parametrize(
+    "error,reason",
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out of memory"),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR\nwhile running a kernel"), "RuntimeError: cuDNN"),
+    ],
+)
+def test_a_failure_inside_one_file_fails_that_file_only(tmp_path, error, reason):
+    model, _ = tiny_model()
+    pipe = DeblurPipeline(_FailsOnLargeTiles(model, error), window=64, device="cpu")  # tile batch measured
+    Image.fromarray(gradient_image(64, 64)).save(tmp_path / "big.png")
+    Image.fromarray(gradient_image(24, 24)).save(tmp_path / "small.png")
+    jobs = plan_jobs([tmp_path / "big.png", tmp_path / "small.png"], tmp_path / "out").jobs
+    big, small = (deblur_file(pipe, job) for job in jobs)
+    assert big.status == "failed" and small.status == "done"
+    assert big.message.startswith(f"{tmp_path / 'big.png'}: ") and reason in big.message
+    assert "\n" not in big.message and big.error is not None
+    assert (tmp_path / "out" / "small.png").is_file() and not (tmp_path / "out" / "big.png").exists()
+
+
+def test_tracebacks_only_with_debug(tmp_path, model_file):
+    (tmp_path / "zero.png").write_bytes(b"")
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "good.png")
+    for flags, shown in (([], False), (["--debug"], True), (["-v"], True)):
+        out = tmp_path / f"out{len(flags)}{shown}"
+        result = run("deblur", tmp_path / "zero.png", tmp_path / "good.png", "-o", out, "--weights", model_file, *flags)
+        assert result.exit_code == 1, result.output
+        assert ("Traceback" in result.stderr) == shown, result.stderr
+        assert f"failed: {tmp_path / 'zero.png'}: empty file" in result.stderr
+
+
+def test_ctrl_c_while_the_model_loads_exits_130(tmp_path, model_file, monkeypatch):
+    def interrupted(*_):
+        raise KeyboardInterrupt  # what Ctrl-C raises wherever the program is at the time
+
+    monkeypatch.setattr(sys.modules["swintormer_cli.cli.deblur"], "load_bundle", interrupted)
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", model_file)
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "env,name",
+    [
+        ({"SWINTORMER_MAX_PIXELS": "abc"}, "SWINTORMER_MAX_PIXELS"),
+        ({"SWINTORMER_MAX_PIXELS": "-5"}, "SWINTORMER_MAX_PIXELS"),
+        ({"SWINTORMER_MAX_PIXELS": "1.5"}, "SWINTORMER_MAX_PIXELS"),
+        ({"WORLD_SIZE": "two"}, "WORLD_SIZE"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK"),
+        ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "-1"}, "LOCAL_RANK"),
+        ({"LOCAL_WORLD_SIZE": "0"}, "LOCAL_WORLD_SIZE"),
+    ],
+)
+def test_malformed_environment_is_a_usage_error_before_any_work(tmp_path, model_file, env, name):
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", model_file, env=env)
+    assert result.exit_code == 2, result.output
+    assert name in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists() and "model " not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [(["--eta", "nan"], "--eta"), (["--eta", "inf"], "--eta"), (["--memory-budget", "0.5"], "memory")],
+)
+def test_non_finite_and_degenerate_flags_exit_2(tmp_path, model_file, extra, message):
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "o.png", "--weights", model_file, *extra)
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("suffix", ["/../../escaped", "_x/../../escaped", "\0"])
+def test_suffix_cannot_move_outputs_out_of_their_folder(tmp_path, model_file, suffix):
+    src = tmp_path / "in" / "deep"
+    src.mkdir(parents=True)
+    Image.fromarray(gradient_image(20, 20)).save(src / "a.png")
+    result = run("deblur", src / "a.png", "--suffix", suffix, "--weights", model_file)
+    assert result.exit_code == 2 and "--suffix" in result.stderr, result.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "deep", "in", model_file.name]
+
+
+def test_a_batch_removes_what_a_killed_run_left_half_written(tmp_path, model_file):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(gradient_image(20, 20)).save(src / name)
+    Image.fromarray(gradient_image(20, 20)).save(out / "b.png")  # done before the kill
+    (out / ".a.png.q8w7e6_x.part").write_bytes(b"\x89PNG half")  # being written when SIGKILL came
+    (out / ".b.png.z1x2c3ab.part").write_bytes(b"\x89PNG half")  # a second run killed while overwriting
+    result = run("deblur", src, "-o", out, "--weights", model_file)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert "1 deblurred, 1 skipped, 0 failed" in result.stderr
+    assert result.stderr.count("partial file") == 2
+
+
+def _animated_gif(path, frames=3):
+    images = [Image.fromarray(gradient_image(20, 24, i)) for i in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+def test_a_folder_scan_names_or_counts_everything_it_does_not_deblur(tmp_path, model_file):
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(gradient_image(20, 20)).save(src / "good.png")
+    _animated_gif(src / "anim.gif")
+    (src / "notes.txt").write_text("not an image")
+    Image.fromarray(gradient_image(20, 20)).save(src / ".hidden.png")
+    Image.fromarray(gradient_image(20, 20)).save(src / "sub" / "deeper.png")
+    (src / "broken.png").symlink_to(tmp_path / "gone.png")
+    (src / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(100))
+    result = run("deblur", src, "-o", out, "--weights", model_file)
+    assert result.exit_code == 1, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["anim.png", "good.png"]
+    assert "only the first of its 3 frames" in result.stderr
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 2, result.stderr
+    assert any(f"{src / 'broken.png'}: broken symbolic link" in line for line in failed)
+    assert any(f"{src / 'photo.heic'}:" in line and "format" in line for line in failed)
+    assert "2 deblurred, 0 skipped, 2 failed, 3 ignored (1 hidden, 1 not an image, 1 subfolder" in result.stderr
+    # Given by name, the same files give the same result.
+    by_name = run("deblur", src / "anim.gif", src / "broken.png", "-o", tmp_path / "o2", "--weights", model_file)
+    assert by_name.exit_code == 1 and "only the first of its 3 frames" in by_name.stderr
+    assert f"{src / 'broken.png'}: broken symbolic link" in by_name.stderr

@@ -133,6 +133,10 @@ def test_out_of_memory_at_one_tile_is_a_clear_error():
     pipe.batch_size = 1
     with pytest.raises(MemoryError, match="smaller window"):
         pipe.restore(torch.rand(3, 40, 40))
+    # Without a fixed batch size the first tile runs alone to be measured: the same error there.
+    pipe = DeblurPipeline(Always(model), window=32, device="cpu")
+    with pytest.raises(MemoryError, match="smaller window"):
+        pipe.restore(torch.rand(3, 40, 40))
 
 
 class _NaNUnderAutocast(torch.nn.Module):
@@ -213,3 +217,15 @@ def test_memory_sizes_parse_and_print():
             parse_size(bad)
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_the_default_budget_is_shared_by_the_processes_of_a_machine(monkeypatch):
+    from swintormer_cli.inference import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda device: 8 * 2**30)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    cpu = torch.device("cpu")
+    assert memory.default_budget(cpu) == 4 * 2**30  # half of what is free
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun --nproc_per_node=2: two processes take half each
+    assert memory.default_budget(cpu) == 2 * 2**30
+    assert DeblurPipeline(tiny_model()[0], window=32, device="cpu").memory_budget == 2 * 2**30

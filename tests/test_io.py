@@ -120,18 +120,25 @@ def _truncated_jpeg() -> bytes:
     return buf.getvalue()[: len(buf.getvalue()) // 2]
 
 
+def _truncated_png() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(gradient_image(64, 64)).save(buf, format="PNG")
+    return buf.getvalue()[: len(buf.getvalue()) // 2]
+
+
 @pytest.mark.parametrize(
     "name,data,message",
     [
         ("empty.png", b"", "empty file"),
         ("random.png", bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8)), "not an image"),
-        ("cut.jpg", None, "truncated"),
+        ("cut.jpg", _truncated_jpeg(), "truncated"),
+        ("cut.png", _truncated_png(), "truncated"),
         ("bomb.png", _png_header(100000, 100000), "decompression bomb"),
     ],
 )
 def test_bad_files_give_one_clear_line(tmp_path, name, data, message):
     path = tmp_path / name
-    path.write_bytes(_truncated_jpeg() if data is None else data)
+    path.write_bytes(data)
     with pytest.raises(ImageReadError) as info:
         read_image(path)
     text = str(info.value)
@@ -179,3 +186,62 @@ def test_written_images_get_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o644
+
+
+def _rich_exif() -> bytes:
+    """EXIF with tags in IFD0, in the Exif sub-IFD and in the GPS sub-IFD, as cameras write them."""
+    exif = Image.Exif()
+    exif.load(_exif(1))
+    exif.get_ifd(0x8769)[0x829A] = 1 / 250  # ExposureTime
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 10:00:00"  # DateTimeOriginal
+    exif.get_ifd(0x8825)[0x0001] = "N"  # GPSLatitudeRef
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("channels", [3, 4, 1])
+def test_16bit_tiff_keeps_icc_and_exif(tmp_path, channels):
+    img = gradient_image(12, 20, dtype=np.uint16)
+    alpha = np.random.default_rng(2).integers(0, 65536, (12, 20), dtype=np.uint16) if channels == 4 else None
+    if channels == 1:
+        img = np.repeat(img[..., :1], 3, axis=2)
+    like = sio.LoadedImage(
+        tmp_path / "src.tif", img, alpha=alpha, grey=channels == 1, icc_profile=_icc(), exif=_rich_exif()
+    )
+    path = tmp_path / "b.tif"
+    write_image(path, img, like=like)
+    back = read_image(path)
+    assert back.bit_depth == 16 and np.array_equal(back.pixels, img) and back.grey == (channels == 1)
+    assert (back.alpha is None) if alpha is None else np.array_equal(back.alpha, alpha)
+    assert back.icc_profile == _icc()
+    kept = Image.Exif()
+    kept.load(back.exif)
+    assert kept.get(0x010F) == "TestCam" and 273 not in kept and 34675 not in kept  # not the TIFF's own layout
+    with Image.open(path) as im:
+        exif = im.getexif()
+        assert exif.get(0x010F) == "TestCam"
+        assert exif.get_ifd(0x8769).get(0x9003) == "2024:05:01 10:00:00"
+        assert float(exif.get_ifd(0x8769).get(0x829A)) == pytest.approx(1 / 250)
+        assert exif.get_ifd(0x8825).get(0x0001) == "N"
+
+
+def test_a_write_syncs_the_folder_after_the_rename(tmp_path, monkeypatch):
+    import stat
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_image(tmp_path / "x.png", gradient_image(8, 8))
+    assert synced == [False, True]  # the file's data, then the folder's entry for it
+
+
+def test_partial_files_of_a_killed_write_are_removed(tmp_path):
+    (tmp_path / ".x.png.k2j3h_9a.part").write_bytes(b"half an image")  # what a SIGKILL mid-write leaves
+    (tmp_path / ".other.png.abc.part").write_bytes(b"another file's")
+    (tmp_path / ".x.png.notes").write_bytes(b"not ours")
+    assert sio.remove_partial_files(tmp_path / "x.png") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.png.abc.part", ".x.png.notes"]

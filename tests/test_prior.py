@@ -100,7 +100,7 @@ def test_odd_sizes_work_with_the_prior_on(size):
     assert out.shape == (3, *size) and torch.isfinite(out).all()
 
 
-def _tiny_ldm(folder):
+def _tiny_ldm(folder, safe_serialization=True):
     unet = UNet2DModel(
         in_channels=6,
         out_channels=3,
@@ -111,7 +111,7 @@ def _tiny_ldm(folder):
         norm_num_groups=4,
         add_attention=False,
     )
-    unet.save_pretrained(folder / "unet")
+    unet.save_pretrained(folder / "unet", safe_serialization=safe_serialization)
     VQModel(
         in_channels=3,
         out_channels=3,
@@ -191,3 +191,106 @@ def test_one_step_of_each_stage_reduces_its_loss(stage):
     assert after < before
     frozen = {"restorer": prior.denoiser, "prior": model, "joint": prior.target_encoder}[stage]
     assert not any(p.requires_grad for p in frozen.parameters())
+
+
+def test_ldm_sr_never_loads_pickle_weights(tmp_path):
+    _tiny_ldm(tmp_path, safe_serialization=False)  # unet/diffusion_pytorch_model.bin only
+    assert not list((tmp_path / "unet").glob("*.safetensors"))
+    with pytest.raises(OSError, match="safetensors"):
+        LDMSuperResolutionPrior.from_pretrained(tmp_path)
+
+
+def _with_prior_spec(path, **spec):
+    """Rewrite a model file's prior record (what a file made elsewhere may say)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    meta["prior"] = json.dumps(spec)
+    save_file(load_file(str(path)), str(path), metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize("revision", [None, "main", "v1.0"])
+def test_a_model_file_naming_an_unpinned_hub_prior_is_refused(tmp_path, revision):
+    _tiny_ldm(tmp_path)
+    model = Swintormer(tiny_config(prior_channels=3, prior_scale=2))
+    path = save_model(tmp_path / "m.safetensors", model, LDMSuperResolutionPrior.from_pretrained(tmp_path))
+    spec = {"kind": "ldm-sr", "source": "someone/ldm-sr-copy"} | ({"revision": revision} if revision else {})
+    _with_prior_spec(path, **spec)
+    with pytest.raises(CheckpointError, match="pinned") as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+
+
+_LOAD_SCRIPT = """
+import sys
+from swintormer_cli.checkpoint import CheckpointError, load_model
+try:
+    bundle = load_model(sys.argv[1])
+    print("OK", bundle.prior.source, bundle.prior.revision, bundle.prior.channels)
+except CheckpointError as exc:
+    print("ERR", exc)
+"""
+
+
+def test_an_ldm_sr_prior_from_the_hub_is_fetched_at_its_pinned_commit(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .hub_server import FakeHub
+
+    repo, commit = "someone/ldm-sr-copy", "89abcdef0123456789abcdef0123456789abcdef"
+    local = tmp_path / "ldm"
+    _tiny_ldm(local)
+    prior = LDMSuperResolutionPrior.from_pretrained(local)
+    model = Swintormer(tiny_config(prior_channels=3, prior_scale=2))
+    path = save_model(tmp_path / "m.safetensors", model, prior)
+    _with_prior_spec(path, kind="ldm-sr", source=repo, revision=commit)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    with FakeHub() as hub:
+        for file in local.rglob("*"):
+            if file.is_file():
+                hub.add(repo, commit, file.relative_to(local).as_posix(), file.read_bytes())
+        hub.add(repo, "f" * 40, "unet/config.json", b"{}")  # main moved on since: never fetched
+        env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf"))
+        out = subprocess.run(
+            [sys.executable, "-c", _LOAD_SCRIPT, str(path)], env=env, capture_output=True, text=True, timeout=120
+        )
+        requested = [r for r in hub.requests if "/resolve/" in r]
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == f"OK {repo} {commit} 3", out.stdout + out.stderr
+    assert requested and all(f"/resolve/{commit}/" in r for r in requested)
+    assert not any(r.endswith(".bin") for r in requested)
+
+
+def test_eta_defaults_to_the_priors_own(tmp_path, model_file):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from swintormer_cli.cli import app
+
+    from .conftest import gradient_image
+
+    _tiny_ldm(tmp_path / "ldm")
+    model = Swintormer(tiny_config(prior_channels=3, prior_scale=2))
+    ldm_file = save_model(
+        tmp_path / "ldm.safetensors", model, LDMSuperResolutionPrior.from_pretrained(tmp_path / "ldm")
+    )
+    assert DeblurPipeline.from_bundle(load_model(ldm_file), device="cpu").settings.eta == 1.0  # the paper's script
+    assert DeblurPipeline.from_bundle(load_model(model_file), device="cpu").settings.eta == 0.0
+    assert DeblurPipeline.from_bundle(load_model(ldm_file), device="cpu", eta=0.5).settings.eta == 0.5
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    for weights, extra, expected in (
+        (ldm_file, [], "eta 1.0"),
+        (model_file, [], "eta 0.0"),
+        (ldm_file, ["--eta", "0.25"], "eta 0.25"),
+    ):
+        args = ["deblur", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--overwrite", "--window", "32"]
+        result = CliRunner().invoke(app, [*args, "--weights", str(weights), "--prior-steps", "2", *extra])
+        assert result.exit_code == 0, result.output
+        assert expected in result.stderr, result.stderr

@@ -297,7 +297,9 @@ def test_two_process_gloo_run_writes_one_checkpoint(tmp_path):
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last"]
+    # One checkpoint (``last``, a link to the hidden folder it was published as), written by one process.
+    assert sorted(p.name for p in (out / "checkpoints").iterdir() if not p.name.startswith(".")) == ["last"]
+    assert len(list((out / "checkpoints").iterdir())) == 2
     assert torch.load(out / "checkpoints" / "last" / "state.pt", weights_only=True)["step"] == 3
 
 
@@ -365,3 +367,126 @@ def test_resume_is_exact_in_each_precision(tmp_path, monkeypatch, precision):
         assert a.keys() == b.keys()
         worst = max(float((a[k] - b[k]).abs().max()) for k in a)
         assert worst <= 1e-6, (name, worst)
+
+
+class _Killed(BaseException):
+    """The process dies here: nothing after this instant happens (no clean-up handler runs either)."""
+
+
+def _die_at_change(monkeypatch, k: int) -> None:
+    """Make the k-th change to the file system (a rename, a link, a removal) the instant of a SIGKILL: that
+    change and every later one raise ``_Killed`` instead of happening."""
+    import shutil
+
+    count = [0]
+
+    def dying(fn):
+        def change(*args, **kwargs):
+            count[0] += 1
+            if count[0] >= k:
+                raise _Killed
+            return fn(*args, **kwargs)
+
+        return change
+
+    for module, name in [(os, n) for n in ("replace", "rename", "symlink", "unlink", "remove", "rmdir")] + [
+        (shutil, "rmtree")
+    ]:
+        monkeypatch.setattr(module, name, dying(getattr(module, name)))
+
+
+def test_a_kill_at_any_instant_of_a_checkpoint_save_leaves_a_complete_last(tmp_path, monkeypatch):
+    from swintormer_cli.checkpoint import load_model
+
+    out = tmp_path / "run"
+    cfg = load_config(CONFIG, [*_overrides(tmp_path, out), "prior.kind=none", "stage=restorer"])
+    trainer = Trainer(cfg, progress=False)
+    last = out / "checkpoints" / "last"
+    trainer.step = 1
+    trainer.save("last")
+    for k in range(1, 100):
+        before = torch.load(last / "state.pt", weights_only=True)["step"]
+        trainer.step = before + 1
+        with monkeypatch.context() as m:
+            _die_at_change(m, k)
+            try:
+                trainer.save("last")
+                finished = True
+            except _Killed:
+                finished = False
+        # What the next process finds: a complete checkpoint, the old one or the new one.
+        step = torch.load(last / "state.pt", weights_only=True)["step"]
+        assert step in (before, before + 1), k
+        assert step == before + 1 or not finished
+        for name in ("model.safetensors", "ema.safetensors"):
+            assert load_model(last / name).training["step"] == step, (k, name)
+        assert Trainer(cfg, resume="auto", progress=False).step == step
+        if finished:
+            break
+    assert k > 3, "a save makes several changes; the kill must have fallen between them"
+    # The leftovers of the killed saves are gone after a complete one: one folder of the checkpoint's own.
+    assert len([p for p in last.parent.iterdir() if p.name.startswith(".last")]) <= 1
+
+
+def test_metrics_of_steps_after_the_checkpoint_are_not_logged_twice(tmp_path, monkeypatch):
+    from swintormer_cli.training.trainer import train
+
+    out = tmp_path / "run"
+    overrides = [o for o in _overrides(tmp_path, out, steps=4, every=2) if not o.startswith(("log_every", "valid"))]
+    cfg = load_config(CONFIG, [*overrides, "log_every=1", "prior.kind=none", "stage=restorer", "validation.sets=[]"])
+    real_save = Trainer.save
+
+    def killed_at_the_last_checkpoint(self, name="last"):
+        if self.step == 4:
+            raise _Killed  # killed after logging steps 3 and 4, before their checkpoint
+        return real_save(self, name)
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "save", killed_at_the_last_checkpoint)
+        with pytest.raises(_Killed):
+            train(cfg, progress=False)
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "lo')  # and a line cut short by the kill
+    assert torch.load(out / "checkpoints" / "last" / "state.pt", weights_only=True)["step"] == 2
+    train(cfg, resume="auto", progress=False)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+
+
+def test_the_run_config_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    from swintormer_cli.training.config import dump_config
+
+    cfg = load_config(CONFIG, _overrides(tmp_path, tmp_path / "run"))
+    path = tmp_path / "config.yaml"
+    dump_config(cfg, path)
+    before = path.read_text()
+
+    def killed(*_):
+        raise _Killed
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(_Killed):
+        dump_config(load_config(CONFIG, [*_overrides(tmp_path, tmp_path / "run"), "max_steps=7"]), path)
+    assert path.read_text() == before
+
+
+def test_a_checkpoint_folder_of_the_older_layout_is_replaced_too(tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    cfg = load_config(CONFIG, [*_overrides(tmp_path, out), "prior.kind=none", "stage=restorer"])
+    trainer = Trainer(cfg, progress=False)
+    trainer.step = 1
+    trainer.save("last")
+    last = out / "checkpoints" / "last"
+    # The older layout: `last` a real folder, with a leftover `.last.previous` of a save killed at its end.
+    real = last.resolve()
+    last.unlink()
+    shutil.copytree(real, last)
+    shutil.rmtree(real)
+    shutil.copytree(last, last.with_name(".last.previous"))
+    assert Trainer(cfg, resume="auto", progress=False).step == 1
+    trainer.step = 2
+    trainer.save("last")
+    assert last.is_symlink() and torch.load(last / "state.pt", weights_only=True)["step"] == 2
+    assert [p.name for p in last.parent.iterdir() if p.name.startswith(".")] == [os.readlink(last)]

@@ -147,3 +147,197 @@ def test_registry_file_round_trip(tmp_path, model_file):
     data = json.loads((tmp_path / "registry.json").read_text())
     assert data["default"] == "tiny" and data["models"]["tiny"]["hub"]["revision"] == COMMIT
     assert Registry.load(tmp_path).get(None).sha256 == reg.models["tiny"].sha256
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("file", "../outside.safetensors"),
+        ("file", "ABSOLUTE"),
+        ("file", "sub/../../outside.safetensors"),
+        ("file", "..\\outside.safetensors"),
+        ("card", "../../card.md"),
+        ("hub", {"repo_id": REPO, "revision": COMMIT, "filename": "../../outside.safetensors"}),
+    ],
+)
+def test_registry_paths_stay_inside_their_folder(model_file, tmp_path, field, value):
+    folder = tmp_path / "weights"
+    _registry(folder, model_file)
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(model_file.read_bytes())
+    data = json.loads((folder / "registry.json").read_text())
+    data["models"]["tiny"][field] = str(outside) if value == "ABSOLUTE" else value
+    (folder / "registry.json").write_text(json.dumps(data))
+    with pytest.raises(WeightsError) as info:
+        resolve_model(registry=Registry.load(folder))
+    assert "registry.json" in str(info.value) and "\n" not in str(info.value)
+
+
+def _checkpoint_folder(tmp_path, model_file):
+    """A folder holding an ema.safetensors, which `weights export` takes like a training checkpoint."""
+    folder = tmp_path / "run" / "checkpoints" / "last"
+    folder.mkdir(parents=True)
+    (folder / "ema.safetensors").write_bytes(model_file.read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("name", ["../evil", "ABSOLUTE", "a/b", "..", ""])
+def test_export_names_cannot_leave_the_weights_folder(tmp_path, model_file, name):
+    from typer.testing import CliRunner
+
+    from swintormer_cli.cli import app
+
+    checkpoint = _checkpoint_folder(tmp_path, model_file)
+    name = str(tmp_path / "evil") if name == "ABSOLUTE" else name
+    before = set(tmp_path.rglob("*"))
+    folder = tmp_path / "weights"
+    result = CliRunner().invoke(app, ["weights", "export", str(checkpoint), name, "--folder", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert "model name" in result.stderr
+    assert set(tmp_path.rglob("*")) == before  # nothing written anywhere
+
+
+@pytest.mark.parametrize("sha", ["", "abc", None])
+def test_an_entry_without_a_usable_sha256_is_refused(model_file, tmp_path, sha):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "tiny.safetensors").write_bytes(model_file.read_bytes())
+    _registry(folder, model_file)
+    data = json.loads((folder / "registry.json").read_text())
+    if sha is None:
+        del data["models"]["tiny"]["sha256"]
+    else:
+        data["models"]["tiny"]["sha256"] = sha
+    (folder / "registry.json").write_text(json.dumps(data))
+    with pytest.raises(WeightsError, match="sha256") as info:
+        resolve_model(registry=Registry.load(folder))
+    assert "\n" not in str(info.value)
+
+
+def test_export_without_folder_goes_to_the_user_folder_and_is_found_there(tmp_path, model_file, monkeypatch):
+    from typer.testing import CliRunner
+
+    from swintormer_cli import weights
+    from swintormer_cli.cli import app
+
+    embedded = tmp_path / "package" / "weights"  # stands for the installed package's folder
+    embedded.mkdir(parents=True)
+    (embedded / "tiny.safetensors").write_bytes(model_file.read_bytes())
+    _registry(embedded, model_file, hub=False)
+    packaged = {p.name: p.read_bytes() for p in embedded.iterdir()}
+    monkeypatch.setattr(weights, "weights_dir", lambda: embedded)
+    home = tmp_path / "home"
+    monkeypatch.setenv("SWINTORMER_HOME", str(home))
+
+    runner = CliRunner()
+    checkpoint = _checkpoint_folder(tmp_path, model_file)
+    result = runner.invoke(app, ["weights", "export", str(checkpoint), "mine", "--description", "my own"])
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.read_bytes() for p in embedded.iterdir()} == packaged  # the package is left alone
+    assert (home / "weights" / "mine.safetensors").is_file() and (home / "weights" / "mine.md").is_file()
+    registry = Registry.load()
+    assert registry.default == "tiny" and set(registry.models) == {"tiny", "mine"}
+    mine, tiny = resolve_model("mine"), resolve_model()
+    assert (mine.origin, mine.path.parent) == ("user", home / "weights")
+    assert (tiny.origin, tiny.path.parent) == ("embedded", embedded)
+    listing = runner.invoke(app, ["weights", "list"], env={"COLUMNS": "300"})
+    assert listing.exit_code == 0 and "user" in listing.output and "my own" in listing.output
+    assert runner.invoke(app, ["weights", "verify"]).exit_code == 0
+    # --default makes it the default; a model of the same name as a packaged one takes its place.
+    result = runner.invoke(app, ["weights", "export", str(checkpoint), "tiny", "--default"])
+    assert result.exit_code == 0, result.output
+    assert resolve_model().origin == "user" and resolve_model().name == "tiny"
+    assert {p.name: p.read_bytes() for p in embedded.iterdir()} == packaged
+
+
+def _metadata(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()
+
+
+def _rewrite_metadata(path, out, **changes):
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(path)), str(out), metadata={**_metadata(path), **changes})
+    return out
+
+
+def _broken_model_file(model_file, tmp_path, case):
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / f"{case}.safetensors"
+    data = model_file.read_bytes()
+    if case == "cut":
+        path.write_bytes(data[: len(data) // 2])
+    elif case == "noise":
+        path.write_bytes(bytes(range(256)) * 8)
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "shapes":  # tensors of other shapes than the config says (put together by hand, or a bug)
+        shrunk = {k: v[..., :1].clone() if v.dim() > 1 else v for k, v in load_file(str(model_file)).items()}
+        save_file(shrunk, str(path), metadata=_metadata(model_file))
+    else:
+        changes = {
+            "prior": {"prior": '{"kind": "magic"}'},
+            "prior-list": {"prior": "[1, 2]"},
+            "config-key": {"swintormer_config": '{"preset": "huge"}'},
+            "config-value": {"swintormer_config": '{"dim": -8}'},
+        }[case]
+        _rewrite_metadata(model_file, path, **changes)
+    return path
+
+
+@pytest.mark.parametrize(
+    "case", ["cut", "noise", "empty", "prior", "prior-list", "config-key", "config-value", "shapes"]
+)
+def test_a_broken_model_file_is_a_one_line_error(tmp_path, model_file, case):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from swintormer_cli.cli import app
+
+    from .conftest import gradient_image
+
+    path = _broken_model_file(model_file, tmp_path, case)
+    with pytest.raises(WeightsError) as info:
+        resolve_model(weights=path).load()
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    result = CliRunner().invoke(app, ["deblur", str(tmp_path / "a.png"), "--weights", str(path)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "[1, 2]",
+        '{"models": []}',
+        '{"models": {"x": 3}}',
+        '{"models": {"x": {"file": "x.safetensors", "window": "big"}}}',
+        '{"default": 5, "models": {}}',
+        b"\xff\xfe\x00garbage",
+    ],
+)
+def test_a_broken_registry_is_a_one_line_error(tmp_path, text, monkeypatch):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from swintormer_cli.cli import app
+
+    from .conftest import gradient_image
+
+    Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
+    user = tmp_path / "home" / "weights"
+    user.mkdir(parents=True)
+    (user / "registry.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.setenv("SWINTORMER_HOME", str(tmp_path / "home"))
+    with pytest.raises(WeightsError, match="registry.json"):
+        resolve_model()
+    for args in (["weights", "list"], ["weights", "verify"], ["deblur", str(tmp_path / "a.png")]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.count("\n") == 1 and "registry.json" in result.stderr, result.stderr

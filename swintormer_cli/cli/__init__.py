@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
+from .common import EXIT_FAILED, check_environment, err, escape, state
 from .deblur import deblur
 from .evaluate import bench, evaluate
 from .info import info
@@ -18,6 +21,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error (for bug reports)."),
+) -> None:
+    state.debug = debug
+    check_environment()
+
+
 app.command()(deblur)
 app.command("eval")(evaluate)
 app.command()(train)
@@ -28,4 +41,17 @@ app.command()(preview)
 
 
 def main() -> None:
-    app()
+    """The `swintormer` command: an error no command foresaw is one line (its traceback with --debug);
+    Ctrl-C exits 130 (Typer's own handling)."""
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+        if state.debug:
+            raise
+        from ..io import one_line
+
+        err.print(
+            f"[bold red]error:[/] {escape(type(exc).__name__)}: {escape(one_line(exc))} "
+            "(run again with --debug for the traceback, and please report it)"
+        )
+        sys.exit(EXIT_FAILED)

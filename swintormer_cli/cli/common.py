@@ -2,27 +2,58 @@
 
 from __future__ import annotations
 
+import math
 import sys
+import traceback
 from dataclasses import dataclass
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class State:
+    debug: bool = False
+    """``--debug``: show the traceback behind each error (for bug reports)."""
+
+
+state = State()
 
 
 def usage_error(message: str) -> typer.Exit:
     """Print a one-line usage error and return the exit (code 2) to raise."""
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(str(message))}")
     return typer.Exit(EXIT_USAGE)
 
 
 def failure(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(str(message))}")
     return typer.Exit(EXIT_FAILED)
+
+
+def show_traceback(exc: BaseException | None) -> None:
+    """With ``--debug``, the traceback of ``exc``; nothing otherwise."""
+    if state.debug and exc is not None:
+        err.print(escape("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()))
+
+
+def check_environment() -> None:
+    """The variables this tool reads, checked before any work: a malformed one is a usage error (exit 2)."""
+    from ..io import max_pixels
+    from ..training.distributed import launch_info, local_world_size
+
+    try:
+        max_pixels()
+        launch_info()
+        local_world_size()
+    except ValueError as exc:
+        raise usage_error(str(exc)) from exc
 
 
 def interactive() -> bool:
@@ -51,7 +82,8 @@ class PipelineFlags:
     precision: str = "auto"
     prior_steps: int = 20
     sampler: str = "ddim"
-    eta: float = 0.0
+    eta: float | None = None
+    """None: the prior's own default (0 for latent, 1 for ldm-sr)."""
     seed: int = 0
     workers: int | None = None
 
@@ -89,8 +121,8 @@ def make_pipeline(flags: PipelineFlags, bundle, name: str):
         raise usage_error(f"--sampler must be one of {', '.join(SAMPLERS)}, got {flags.sampler!r}")
     if flags.prior_steps < 1:
         raise usage_error("--prior-steps must be at least 1")
-    if flags.eta < 0:
-        raise usage_error("--eta must be non-negative")
+    if flags.eta is not None and not (math.isfinite(flags.eta) and flags.eta >= 0):
+        raise usage_error(f"--eta must be a non-negative number, got {flags.eta}")
     if flags.workers is not None and flags.workers < 1:
         raise usage_error(f"--workers must be at least 1, got {flags.workers}")
     budget = None

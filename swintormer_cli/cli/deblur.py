@@ -8,13 +8,17 @@ import typer
 
 from .common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     PipelineFlags,
     describe,
     err,
+    escape,
     interactive,
     load_bundle,
     make_pipeline,
+    show_traceback,
+    state,
     usage_error,
 )
 
@@ -42,46 +46,57 @@ def deblur(
     ),
     prior_steps: int = typer.Option(20, help="Diffusion prior sampling steps (models with a prior)."),
     sampler: str = typer.Option("ddim", help="Prior sampler: ddim or ddpm."),
-    eta: float = typer.Option(0.0, help="DDIM eta (0: deterministic)."),
+    eta: float | None = typer.Option(
+        None, help="DDIM eta (0: deterministic). Default: the prior's (latent 0, ldm-sr 1 as the paper's script)."
+    ),
     seed: int = typer.Option(0, help="Seed of the prior's noise: the same seed gives the same image."),
     workers: int | None = typer.Option(
         None, help="CPU: tile batches run at once, one thread each. Default: one per thread torch uses."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors, the set-up line and the summary."),
+    debug: bool = typer.Option(False, "--debug", "-v", help="Show the traceback behind each failure (bug reports)."),
 ) -> None:
     """Deblur images: one file, several, folders (--recursive) or globs."""
+    state.debug = state.debug or debug
     from ..inference.batch import deblur_file, plan_jobs, shard
     from ..io import OUTPUT_FORMATS
     from ..training.distributed import launch_info, rank_device
 
     if ext != "auto" and ext.lower() not in OUTPUT_FORMATS:
         raise usage_error(f"--ext must be auto, png, jpg, webp or tiff, got {ext!r}")
-    plan = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, ext=ext)
-    for problem in plan.problems:
-        err.print(f"[red]failed:[/] {problem}")
-    if not plan.jobs:
-        err.print("nothing to do: no readable inputs")
-        raise typer.Exit(EXIT_FAILED)
+    try:
+        try:
+            plan = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, ext=ext)
+        except ValueError as exc:
+            raise usage_error(str(exc)) from exc
+        for problem in plan.problems:
+            err.print(f"[red]failed:[/] {escape(str(problem))}")
+        if not plan.jobs:
+            err.print("nothing to do: no readable inputs")
+            raise typer.Exit(EXIT_FAILED)
 
-    dist = launch_info()
-    jobs = shard(plan.jobs, dist.rank, dist.world)
-    flags = PipelineFlags(
-        model,
-        weights,
-        window,
-        shift,
-        blend,
-        memory_budget,
-        rank_device(device, dist),
-        precision,
-        prior_steps,
-        sampler,
-        eta,
-        seed,
-        workers,
-    )
-    resolved, bundle = load_bundle(flags)
-    pipe = make_pipeline(flags, bundle, resolved.name)
+        dist = launch_info()
+        jobs = shard(plan.jobs, dist.rank, dist.world)
+        flags = PipelineFlags(
+            model,
+            weights,
+            window,
+            shift,
+            blend,
+            memory_budget,
+            rank_device(device, dist),
+            precision,
+            prior_steps,
+            sampler,
+            eta,
+            seed,
+            workers,
+        )
+        resolved, bundle = load_bundle(flags)
+        pipe = make_pipeline(flags, bundle, resolved.name)
+    except KeyboardInterrupt:
+        err.print("interrupted before any file was written")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     rank_note = f" | rank {dist.rank}/{dist.world}: {len(jobs)} of {len(plan.jobs)} files" if dist.enabled else ""
     err.print(describe(pipe, resolved.origin) + rank_note)
 
@@ -103,26 +118,32 @@ def deblur(
             megapixels += outcome.megapixels
             progress.end_file()
             if outcome.status == "failed":
-                progress.print(f"[red]failed:[/] {outcome.message}")
+                progress.print(f"[red]failed:[/] {escape(outcome.message)}")
+                show_traceback(outcome.error)
             elif not quiet:
                 if outcome.status == "skipped":
-                    progress.print(f"[{index}/{len(jobs)}] skipped {job.output}: {outcome.message}")
+                    progress.print(escape(f"[{index}/{len(jobs)}] skipped {job.output}: {outcome.message}"))
                 else:
                     rate = outcome.megapixels / max(outcome.seconds, 1e-9)
                     progress.print(
-                        f"[{index}/{len(jobs)}] {job.source} -> {job.output} ({outcome.seconds:.1f} s, {rate:.2f} MP/s)"
+                        escape(
+                            f"[{index}/{len(jobs)}] {job.source} -> {job.output} "
+                            f"({outcome.seconds:.1f} s, {rate:.2f} MP/s)"
+                        )
                     )
                 for note in outcome.notes:
-                    progress.print(f"  note: {note}")
+                    progress.print(f"  note: {escape(note)}")
     except KeyboardInterrupt:
         progress.close()
         err.print(f"interrupted: {counts['done']} written, no partial files left; run again to resume")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     progress.close()
     seconds = time.perf_counter() - started
     rate = f", {megapixels / seconds:.2f} MP/s" if counts["done"] else ""
     err.print(
-        f"{counts['done']} deblurred, {counts['skipped']} skipped, {counts['failed']} failed in {seconds:.1f} s{rate}"
+        f"{counts['done']} deblurred, {counts['skipped']} skipped, {counts['failed']} failed"
+        + (f", {plan.ignored_summary()}" if plan.ignored else "")
+        + f" in {seconds:.1f} s{rate}"
     )
     raise typer.Exit(EXIT_FAILED if counts["failed"] else EXIT_OK)
 
@@ -150,7 +171,7 @@ class _Progress:
 
     def start_file(self, name: str) -> None:
         if self.enabled:
-            self.tile_task = self.bar.add_task(f"  {name}", total=None)
+            self.tile_task = self.bar.add_task(f"  {escape(name)}", total=None)
 
     def tiles(self, done: int, total: int) -> None:
         if self.enabled and self.tile_task is not None:

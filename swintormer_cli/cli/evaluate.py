@@ -32,7 +32,7 @@ def evaluate(
     blend: str = typer.Option("average", help="average, feather, or both: average,feather."),
     prior_steps: str = typer.Option("20", help="Prior sampling steps, or a comma list (e.g. 5,10,20,50)."),
     sampler: str = typer.Option("ddim", help="Prior sampler: ddim or ddpm."),
-    eta: float = typer.Option(0.0, help="DDIM eta."),
+    eta: float | None = typer.Option(None, help="DDIM eta. Default: the prior's (latent 0, ldm-sr 1)."),
     seed: int = typer.Option(0, help="Seed of the prior's noise."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("auto", help="auto, fp32, fp16 or bf16."),
@@ -113,7 +113,7 @@ def evaluate(
         "device": first.describe()["device"],
         "precision": first.precision,
         "sampler": sampler,
-        "eta": eta,
+        "eta": first.settings.eta,
         "seed": seed,
         "memory_budget": first.memory_budget,
     }
@@ -201,7 +201,9 @@ def bench(
     out.print(table)
     out.print_json(json.dumps(result))
     if json_path:
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
+        from ..io import atomic_write_bytes
+
+        atomic_write_bytes(json_path, (json.dumps(result, indent=2) + "\n").encode())
 
 
 def _parse_size(text: str) -> tuple[int, int]:

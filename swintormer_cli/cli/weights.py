@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import EXIT_FAILED, err, failure, out, usage_error
+from .common import EXIT_FAILED, err, escape, failure, out, usage_error
 
 app = typer.Typer(
     help="Registered models: list, download from the Hub, verify checksums, export a trained run.", no_args_is_help=True
@@ -17,39 +17,62 @@ def _size(path: Path | None) -> str:
     return f"{path.stat().st_size / 2**20:.1f} MiB" if path and path.is_file() else "-"
 
 
+def _registry():
+    """The registry (the embedded one with the user's laid over it); a broken one is a one-line error."""
+    from ..weights import Registry, WeightsError
+
+    try:
+        return Registry.load()
+    except WeightsError as exc:
+        raise failure(str(exc)) from exc
+
+
+def _local(entry) -> Path | None:
+    path = entry.local_path
+    return path if path is not None and path.is_file() else None
+
+
 @app.command("list")
 def list_models() -> None:
     """Registered models, where each one is, and which is the default."""
     from rich.table import Table
 
-    from ..weights import Registry, cached_path
+    from ..weights import cached_path, user_weights_dir, weights_dir
 
-    registry = Registry.load()
+    registry = _registry()
+    folders = f"embedded: {weights_dir()}; user: {user_weights_dir()}"
     if not registry.models:
         out.print(
-            f"No models registered in {registry.folder}. Train one: `swintormer train --config "
-            "configs/tiny-cpu.yaml`, then `swintormer weights export RUN_DIR NAME`."
+            escape(
+                f"No models registered ({folders}). Train one: `swintormer train --config "
+                "configs/tiny-cpu.yaml`, then `swintormer weights export RUN_DIR NAME`."
+            )
         )
         return
-    table = Table(title=f"Models ({registry.folder})")
+    table = Table(title=escape(f"Models ({folders})"))
     for column in ("name", "default", "preset", "prior", "window", "where", "size", "description"):
         table.add_column(column)
     for name, entry in sorted(registry.models.items()):
-        embedded = registry.folder / entry.file
-        if embedded.is_file():
-            where, path = "embedded", embedded
+        path = _local(entry)
+        if path is not None:
+            where = entry.origin
         else:
             path = cached_path(entry)
             where = "HF cache" if path else ("Hub" if (entry.hub or {}).get("repo_id") else "missing")
         table.add_row(
-            name,
-            "yes" if name == registry.default else "",
-            entry.preset,
-            entry.prior,
-            str(entry.window or "-"),
-            where,
-            _size(path),
-            entry.description,
+            *(
+                escape(str(cell))
+                for cell in (
+                    name,
+                    "yes" if name == registry.default else "",
+                    entry.preset,
+                    entry.prior,
+                    entry.window or "-",
+                    where,
+                    _size(path),
+                    entry.description,
+                )
+            )
         )
     out.print(table)
 
@@ -57,39 +80,40 @@ def list_models() -> None:
 @app.command()
 def download(name: str = typer.Argument(..., help="A registered model name.")) -> None:
     """Fetch a model into the Hugging Face cache (pinned revision, sha256 checked)."""
-    from ..weights import Registry, WeightsError, hub_download, verify_file
+    from ..weights import WeightsError, hub_download, verify_file
 
     try:
-        entry = Registry.load().get(name)
+        entry = _registry().get(name)
         path = hub_download(entry)
         digest = verify_file(path, entry, "Hugging Face cache")
     except WeightsError as exc:
         raise failure(str(exc)) from exc
-    out.print(f"{name}: {path} (sha256 {digest[:16]}... verified)")
+    out.print(escape(f"{name}: {path} (sha256 {digest[:16]}... verified)"))
 
 
 @app.command()
 def verify() -> None:
-    """Check the sha256 of every model file present (embedded and cached)."""
-    from ..weights import Registry, cached_path, sha256_of
+    """Check the sha256 of every model file present (user, embedded and cached)."""
+    from ..weights import WeightsError, cached_path, verify_file
 
-    registry = Registry.load()
+    registry = _registry()
     bad = 0
     for name, entry in sorted(registry.models.items()):
-        embedded = registry.folder / entry.file
-        found = [("embedded", embedded)] if embedded.is_file() else []
+        local = _local(entry)
+        found = [(entry.origin, local)] if local is not None else []
         cached = cached_path(entry)
         if cached:
             found.append(("HF cache", cached))
         if not found:
-            out.print(f"{name}: not present (download it with `swintormer weights download {name}`)")
+            out.print(escape(f"{name}: not present (download it with `swintormer weights download {name}`)"))
         for where, path in found:
-            digest = sha256_of(path)
-            if digest == entry.sha256:
-                out.print(f"{name}: {where} {path} ok")
-            else:
+            try:
+                verify_file(path, entry, where)
+            except WeightsError as exc:
                 bad += 1
-                err.print(f"[red]{name}: {where} {path} sha256 {digest[:16]}... expected {entry.sha256[:16]}...[/]")
+                err.print(f"[red]{escape(str(exc))}[/]")
+            else:
+                out.print(escape(f"{name}: {where} {path} ok"))
     if bad:
         raise typer.Exit(EXIT_FAILED)
 
@@ -97,7 +121,7 @@ def verify() -> None:
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="A training run directory (or a checkpoint folder inside it)."),
-    name: str = typer.Argument(..., help="Name to register the model under."),
+    name: str = typer.Argument(..., help="Name to register the model under (letters, digits, '.', '_', '+', '-')."),
     which: str = typer.Option("best", help="Checkpoint to export: best or last."),
     description: str | None = typer.Option(
         None, help="One line for `weights list` (default: the existing entry's, when re-exporting)."
@@ -105,13 +129,22 @@ def export(
     shift: int | None = typer.Option(None, help="Default shift to record (default: 3/4 of the window)."),
     window: int | None = typer.Option(None, help="Default window to record (default: the run's validation window)."),
     make_default: bool = typer.Option(False, "--default", help="Make it the registry's default model."),
-    folder: Path | None = typer.Option(None, help="Weights folder to write into (default: the embedded one)."),
+    folder: Path | None = typer.Option(
+        None,
+        help="Weights folder to write into (default: the user's, $SWINTORMER_HOME/weights or "
+        "<HF_HOME>/swintormer/weights; give the source checkout's weights/ to change the shipped models).",
+    ),
 ) -> None:
-    """Write a trained run's EMA weights into the weights folder with a registry entry and a card."""
+    """Write a trained run's EMA weights into a weights folder with a registry entry and a model card."""
     from ..training.export import ExportError, export_run
+    from ..weights import WeightsError, check_model_name
 
     if which not in ("best", "last"):
         raise usage_error("--which must be best or last")
+    try:
+        check_model_name(name)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from exc
     try:
         entry, path = export_run(
             run_dir,
@@ -123,6 +156,6 @@ def export(
             make_default=make_default,
             folder=folder,
         )
-    except ExportError as exc:
+    except (ExportError, WeightsError) as exc:
         raise failure(str(exc)) from exc
-    out.print(f"exported {name}: {path} ({_size(path)}, sha256 {entry.sha256[:16]}...)")
+    out.print(escape(f"exported {name}: {path} ({_size(path)}, sha256 {entry.sha256[:16]}...)"))

@@ -1,22 +1,36 @@
 """Deblurring many files: finding the inputs, naming the outputs, and running them one by one.
 
-A file that fails (unreadable, too large, unwritable output) is reported and the batch goes on; an
-existing output is skipped unless asked to overwrite, so an interrupted batch resumes where it stopped.
+A file that fails, for any reason (unreadable, too large, out of memory, an error in the network, an
+unwritable output), becomes one line naming it and the batch goes on; only an interrupt (Ctrl-C) stops a
+batch. An existing output is skipped unless asked to overwrite, so an interrupted batch resumes where it stopped.
 Under ``torchrun`` each process takes every WORLD_SIZE-th file from the sorted list.
 """
 
 from __future__ import annotations
 
 import glob
+import mimetypes
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..io import IMAGE_EXTENSIONS, ImageReadError, ImageWriteError, output_suffix, read_image, to_pixels, write_image
+from ..io import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    ImageWriteError,
+    one_line,
+    output_suffix,
+    read_image,
+    remove_partial_files,
+    to_pixels,
+    write_image,
+)
+from .memory import is_out_of_memory, release_cached
 
 
 @dataclass(frozen=True)
@@ -34,27 +48,76 @@ class Problem:
         return f"{self.path}: {self.reason}"
 
 
+# What a folder scan or a pattern leaves out on purpose: counted in the summary, (singular, plural).
+IGNORED = {
+    "hidden": ("hidden", "hidden"),
+    "not image": ("not an image", "not images"),
+    "subfolder": ("subfolder (use --recursive)", "subfolders (use --recursive)"),
+    "linked folder": ("linked folder (not followed)", "linked folders (not followed)"),
+}
+
+
 @dataclass
 class Plan:
     jobs: list[Job] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    ignored: Counter = field(default_factory=Counter)
+    """How many entries of each ``IGNORED`` kind the folders and patterns held."""
+
+    def ignored_summary(self) -> str:
+        """'3 ignored (1 hidden, 2 not images)', or '' when nothing was."""
+        counts = [(n, IGNORED[kind][n != 1]) for kind in IGNORED if (n := self.ignored[kind])]
+        if not counts:
+            return ""
+        return f"{sum(n for n, _ in counts)} ignored ({', '.join(f'{n} {label}' for n, label in counts)})"
 
 
-def _hidden(path: Path, base: Path) -> bool:
-    try:
-        parts = path.relative_to(base).parts
-    except ValueError:
-        parts = path.parts[-1:]
-    return any(p.startswith(".") for p in parts)
+def _broken_link(path: Path) -> Problem:
+    return Problem(path, f"broken symbolic link (nothing at {os.readlink(path)})")
 
 
-def _scan(folder: Path, recursive: bool) -> list[Path]:
-    pattern = "**/*" if recursive else "*"
-    return sorted(
-        p
-        for p in folder.glob(pattern)
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(p, folder)
-    )
+def _classify(path: Path, plan: Plan) -> Path | None:
+    """A file found in a folder or by a pattern: the image to deblur, or None after naming it (a broken link,
+    an image format this tool does not read) or counting it (not an image)."""
+    if path.is_symlink() and not path.exists():
+        plan.problems.append(_broken_link(path))
+    elif not path.is_file():
+        plan.ignored["not image"] += 1  # a FIFO, a socket, a device
+    elif path.suffix.lower() in IMAGE_EXTENSIONS:
+        return path
+    elif (kind := mimetypes.guess_type(path.name)[0] or "").startswith("image/"):
+        plan.problems.append(
+            Problem(path, f"an image format this tool does not read ({kind}); convert it to PNG, JPEG, TIFF or WebP")
+        )
+    else:
+        plan.ignored["not image"] += 1
+    return None
+
+
+def _scan(folder: Path, recursive: bool, plan: Plan) -> list[Path]:
+    """The images in a folder (and its subfolders, recursively), sorted; hidden entries, subfolders not
+    entered and other files are counted in ``plan.ignored``, broken links and unreadable formats named."""
+    found: list[Path] = []
+
+    def unreadable(error: OSError) -> None:
+        plan.problems.append(Problem(Path(error.filename), f"cannot read this folder ({error.strerror or error})"))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=False):
+        here = Path(root)
+        for name in sorted(dirs):
+            if name.startswith("."):
+                plan.ignored["hidden"] += 1
+            elif not recursive:
+                plan.ignored["subfolder"] += 1
+            elif (here / name).is_symlink():
+                plan.ignored["linked folder"] += 1
+        dirs[:] = sorted(d for d in dirs if recursive and not d.startswith(".") and not (here / d).is_symlink())
+        for name in files:
+            if name.startswith("."):
+                plan.ignored["hidden"] += 1
+            elif (image := _classify(here / name, plan)) is not None:
+                found.append(image)
+    return sorted(found)
 
 
 def _is_glob(text: str) -> bool:
@@ -73,8 +136,12 @@ def plan_jobs(
 
     ``output`` is a file when there is exactly one input file and it has an image suffix; otherwise a
     folder (folder inputs are mirrored under it). Without ``output``, results go beside their sources
-    with ``suffix`` (default ``_deblurred``) added to the name.
+    with ``suffix`` (default ``_deblurred``) added to the name. A ``suffix`` holding a path separator is a
+    ``ValueError``. What cannot be deblurred is in ``problems`` (one line each), what is left out on purpose
+    counted in ``ignored``.
     """
+    if suffix and any(sep and sep in suffix for sep in (os.sep, os.altsep, "\0")):
+        raise ValueError(f"--suffix {suffix!r} may not hold a path separator: it is added to file names")
     plan = Plan()
     sources: list[tuple[Path, Path | None]] = []  # (file, the folder it was found under)
     explicit_files = 0
@@ -82,7 +149,7 @@ def plan_jobs(
         text = str(item)
         path = Path(text).expanduser()
         if path.is_dir():
-            found = _scan(path, recursive)
+            found = _scan(path, recursive, plan)
             if not found:
                 kind = "image files (recursively)" if recursive else "image files (use --recursive for subfolders)"
                 plan.problems.append(Problem(path, f"folder has no {kind}"))
@@ -90,9 +157,17 @@ def plan_jobs(
         elif path.exists():
             sources.append((path, None))
             explicit_files += 1
+        elif path.is_symlink():
+            plan.problems.append(_broken_link(path))
         elif _is_glob(text):
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=recursive))
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_EXTENSIONS]
+            files = []
+            for match in matches:
+                if match.is_dir():
+                    if not recursive:  # with --recursive, ** walks into it
+                        plan.ignored["subfolder"] += 1
+                elif (image := _classify(match, plan)) is not None:
+                    files.append(image)
             if not files:
                 plan.problems.append(Problem(path, "pattern matches no image files"))
             sources += [(f, None) for f in files]
@@ -142,6 +217,8 @@ class Outcome:
     seconds: float = 0.0
     megapixels: float = 0.0
     notes: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    """What made a ``failed`` file fail (for a traceback with ``--debug``)."""
 
 
 def deblur_file(
@@ -153,17 +230,23 @@ def deblur_file(
     strip_metadata: bool = False,
     tile_progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:
-    """Read, restore and atomically write one image; errors become a ``failed`` outcome."""
-    if job.output.exists() and not overwrite:
-        return Outcome(job, "skipped", "output exists (use --overwrite)")
+    """Read, restore and atomically write one image; any error (but an interrupt) becomes a ``failed`` outcome
+    whose message is one line naming the file."""
     start = time.perf_counter()
+    notes: list[str] = []
     try:
+        # Each output is written by one process only, so what lies half-written beside it is a killed run's.
+        leftovers = remove_partial_files(job.output)
+        if leftovers:
+            notes.append(f"removed {leftovers} partial file(s) that an interrupted run left beside {job.output.name}")
+        if job.output.exists() and not overwrite:
+            return Outcome(job, "skipped", "output exists (use --overwrite)", notes=notes)
         image = read_image(job.source)
         views = pipeline.model.config.in_views
         if views != 1:
             raise ImageReadError(job.source, "this model takes dual-pixel pairs; `deblur` feeds single images")
         restored = pipeline(image.to_float(), progress=tile_progress)
-        notes = list(image.notes)
+        notes += image.notes
         notes += write_image(
             job.output,
             to_pixels(np.asarray(restored), image.bit_depth),
@@ -172,8 +255,15 @@ def deblur_file(
             strip_metadata=strip_metadata,
         )
     except (ImageReadError, ImageWriteError) as exc:
-        return Outcome(job, "failed", str(exc))
-    except MemoryError as exc:
-        return Outcome(job, "failed", f"{job.source}: out of memory ({exc})")
+        return Outcome(job, "failed", str(exc), error=exc)
+    except Exception as exc:  # noqa: BLE001 - one file's failure, whatever it is, never ends the batch
+        if isinstance(exc, MemoryError) or is_out_of_memory(exc):
+            device = getattr(pipeline, "device", None)
+            if device is not None:
+                release_cached(device)
+            reason = f"out of memory ({one_line(exc)})"
+        else:
+            reason = f"{type(exc).__name__}: {one_line(exc)}"
+        return Outcome(job, "failed", f"{job.source}: {reason}", error=exc)
     seconds = time.perf_counter() - start
     return Outcome(job, "done", "", seconds, image.width * image.height / 1e6, notes)

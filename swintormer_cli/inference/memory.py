@@ -32,8 +32,8 @@ def parse_size(text: str) -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise ValueError(f"cannot read {text!r} as a memory size (examples: 4GiB, 512MB, 2g)")
     value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value <= 0:
-        raise ValueError(f"a memory budget must be positive, got {text!r}")
+    if value < 1:
+        raise ValueError(f"a memory budget must be at least one byte, got {text!r}")
     return int(value)
 
 
@@ -67,11 +67,17 @@ def available_memory(device: torch.device) -> int | None:
 
 def default_budget(device: torch.device) -> int:
     """A safe share of what is free: half on the CPU (the image and the rest of the system need the
-    other half), 70% on a GPU; 2 GiB where free memory cannot be read."""
+    other half), 70% on a GPU; 2 GiB where free memory cannot be read. Under torchrun the share is split
+    among the processes that draw on the same memory: all of this machine's (LOCAL_WORLD_SIZE) on the CPU,
+    those that share one GPU on a GPU."""
+    from ..training.distributed import local_world_size
+
     free = available_memory(device)
-    if free is None:
-        return 2 * 2**30
-    return int(free * (0.7 if device.type == "cuda" else 0.5))
+    share = 2 * 2**30 if free is None else int(free * (0.7 if device.type == "cuda" else 0.5))
+    processes = local_world_size()
+    if device.type == "cuda":
+        processes = -(-processes // max(1, torch.cuda.device_count()))
+    return share // max(1, processes)
 
 
 def _read_status(field: str) -> int | None:

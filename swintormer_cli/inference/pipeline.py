@@ -81,7 +81,7 @@ class DeblurPipeline:
         memory_budget: int | str | None = None,
         prior_steps: int = 20,
         sampler: str = "ddim",
-        eta: float = 0.0,
+        eta: float | None = None,
         seed: int = 0,
         trained_window: int | None = None,
         name: str = "",
@@ -109,7 +109,7 @@ class DeblurPipeline:
             blend=blend,
             prior_steps=prior_steps,
             sampler=sampler,
-            eta=eta,
+            eta=eta if eta is not None else (prior.default_eta if prior is not None else 0.0),  # ldm-sr: 1
             seed=seed,
         )
         if isinstance(memory_budget, str):
@@ -255,9 +255,7 @@ class DeblurPipeline:
                 raise
             release_cached(self.device)
             if len(chunk) == 1:
-                raise MemoryError(
-                    f"one {key[0]}x{key[1]} tile does not fit in memory on {self.device}; use a smaller window"
-                ) from exc
+                raise _tile_too_large(key, self.device) from exc
         half = len(chunk) // 2
         self._batch_sizes[key] = min(self._batch_sizes.get(key, half), half)
         if self.batch_size:
@@ -335,3 +333,7 @@ class DeblurPipeline:
                 redo_noise = tile_noise[:, idx.cpu()] if tile_noise is not None else None
                 y[idx] = self._forward(x[idx], redo_noise, torch.float32)
         return y.cpu()
+
+
+def _tile_too_large(key: tuple[int, int], device: torch.device) -> MemoryError:
+    return MemoryError(f"one {key[0]}x{key[1]} tile does not fit in memory on {device}; use a smaller window")

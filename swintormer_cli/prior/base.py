@@ -81,6 +81,8 @@ class Prior(nn.Module):
 
     #: registry name, stored in checkpoints
     kind: str = ""
+    #: DDIM eta used when none is given (0: deterministic sampling)
+    default_eta: float = 0.0
 
     @property
     def channels(self) -> int:

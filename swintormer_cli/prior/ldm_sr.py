@@ -1,10 +1,13 @@
 """The paper's prior: CompVis' latent-diffusion 4x super-resolution model, frozen.
 
 Loaded with diffusers' own classes from the Hub id ``CompVis/ldm-super-resolution-4x-openimages`` (or a
-local folder with the same ``unet/``, ``vqvae/``, ``scheduler/`` layout). Sampled as the official
-Swintormer script does: DDIM, 20 steps, eta 1, conditioned on the blurry image scaled to [-1, 1]; the
-3-channel latent, at the input's own resolution, is the prior (the VQ decoder, which would make a 4x
-image, is not run). No weights shipped with this project use this prior yet.
+local folder with the same ``unet/``, ``scheduler/`` layout). Only the UNet's safetensors weights are
+read (never a pickled ``.bin``), and from the Hub only the three files needed, at one commit: the commit
+is recorded (``revision``), and a model file saved with the prior names it, so loading that file fetches
+exactly those weights again. Sampled as the official Swintormer script does: DDIM, 20 steps, eta 1
+(``default_eta``), conditioned on the blurry image scaled to [-1, 1]; the 3-channel latent, at the input's
+own resolution, is the prior (the VQ decoder, which would make a 4x image, is not run). No weights shipped
+with this project use this prior yet.
 """
 
 from __future__ import annotations
@@ -18,17 +21,28 @@ from ..models.padding import pad_to_multiple
 from .base import Prior
 
 HUB_ID = "CompVis/ldm-super-resolution-4x-openimages"
+# What is read of a Hub repo or a folder: the UNet (config and safetensors weights) and the scheduler.
+FILES = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json")
 
 
 class LDMSuperResolutionPrior(Prior):
     kind = "ldm-sr"
     default_source = HUB_ID
+    default_eta = 1.0
 
-    def __init__(self, unet: UNet2DModel, scheduler: DDIMScheduler | DDPMScheduler, source: str = HUB_ID):
+    def __init__(
+        self,
+        unet: UNet2DModel,
+        scheduler: DDIMScheduler | DDPMScheduler,
+        source: str = HUB_ID,
+        revision: str | None = None,
+    ):
         super().__init__()
         self.unet = unet.eval().requires_grad_(False)
         self.train_scheduler = scheduler
         self.source = source
+        self.revision = revision
+        """The Hub commit the weights came from (None for a local folder)."""
         # The UNet downsamples len(block_out_channels) - 1 times.
         self._multiple = 2 ** (len(unet.config.block_out_channels) - 1)
 
@@ -36,11 +50,27 @@ class LDMSuperResolutionPrior(Prior):
     def from_pretrained(
         cls, name_or_path: str | Path = HUB_ID, revision: str | None = None, **hub_kwargs
     ) -> LDMSuperResolutionPrior:
-        """From a Hub id (through the Hugging Face cache) or a local folder."""
-        kwargs = dict(revision=revision, **hub_kwargs)
-        unet = UNet2DModel.from_pretrained(name_or_path, subfolder="unet", **kwargs)
-        scheduler = DDIMScheduler.from_pretrained(name_or_path, subfolder="scheduler", **kwargs)
-        return cls(unet, scheduler, source=str(name_or_path))
+        """From a local folder, or a Hub repo id at ``revision`` (a commit, branch or tag; default main)
+        through the Hugging Face cache. The commit fetched is recorded in ``revision``."""
+        folder = Path(name_or_path).expanduser()
+        if folder.is_dir():
+            revision = None
+        else:
+            from huggingface_hub import hf_hub_download
+
+            # The files land in the cache's snapshots/<commit>/ folder: that is the commit fetched.
+            paths = [Path(hf_hub_download(str(name_or_path), f, revision=revision, **hub_kwargs)) for f in FILES]
+            folder = paths[0].parents[1]
+            revision = folder.name
+        try:
+            unet = UNet2DModel.from_pretrained(folder, subfolder="unet", use_safetensors=True)
+        except OSError as exc:
+            raise OSError(
+                f"{name_or_path}: no safetensors weights for the ldm-sr UNet ({FILES[1]}); pickled .bin weights "
+                "are never loaded, as they can run code"
+            ) from exc
+        scheduler = DDIMScheduler.from_pretrained(folder, subfolder="scheduler")
+        return cls(unet, scheduler, source=str(name_or_path), revision=revision)
 
     @property
     def channels(self) -> int:

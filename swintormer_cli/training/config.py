@@ -243,7 +243,10 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def dump_config(config: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(_plain(config.to_dict()), sort_keys=False))
+    """Write the resolved config (atomically: a kill leaves the old file or the new one)."""
+    from ..io import atomic_write_bytes
+
+    atomic_write_bytes(path, yaml.safe_dump(_plain(config.to_dict()), sort_keys=False).encode())
 
 
 def _plain(value):

@@ -24,12 +24,33 @@ class DistInfo:
         return self.world > 1
 
 
+def _env_int(name: str, default: int, minimum: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a whole number") from None
+    if value < minimum:
+        raise ValueError(f"{name}={text!r} must be at least {minimum}")
+    return value
+
+
 def launch_info() -> DistInfo:
-    """Read the variables torchrun and accelerate set; a single process when they are absent."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    """Read the variables torchrun and accelerate set; a single process when they are absent.
+    Malformed values are a ``ValueError`` naming the variable."""
+    world = _env_int("WORLD_SIZE", 1, 1)
+    rank = _env_int("RANK", 0, 0)
+    if rank >= world:
+        raise ValueError(f"RANK={rank} must be below WORLD_SIZE={world}")
+    local = _env_int("LOCAL_RANK", rank, 0)
     return DistInfo(rank, world, local)
+
+
+def local_world_size() -> int:
+    """How many processes of this launch run on this machine (torchrun's LOCAL_WORLD_SIZE; 1 without it)."""
+    return _env_int("LOCAL_WORLD_SIZE", 1, 1)
 
 
 def rank_device(spec: str, info: DistInfo) -> str:

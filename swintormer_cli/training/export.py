@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from ..checkpoint import CheckpointError, load_model, save_model
-from ..weights import Registry, RegistryEntry, sha256_of
+from ..io import atomic_write_bytes
+from ..weights import Registry, RegistryEntry, check_model_name, sha256_of, user_weights_dir
 
 
 class ExportError(Exception):
@@ -40,15 +41,20 @@ def export_run(
     make_default: bool = False,
     folder: str | Path | None = None,
 ) -> tuple[RegistryEntry, Path]:
+    try:
+        check_model_name(name)  # it names the files written: nothing may land outside the folder
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
     source, run = _checkpoint(Path(run_dir), which)
     try:
         bundle = load_model(source)
     except CheckpointError as exc:
         raise ExportError(str(exc)) from exc
-    registry = Registry.load(folder)
+    # By default into the user's weights folder, never into the installed package (a reinstall would lose it).
+    registry = Registry.load(folder or user_weights_dir())
     registry.folder.mkdir(parents=True, exist_ok=True)
     if description is None:  # a re-export renews the weights, not what was said about them
-        previous = registry.models.get(name)
+        previous = (registry if folder else Registry.load()).models.get(name)
         description = previous.description if previous else ""
     training = dict(bundle.training)
     config_file = run / "config.yaml"
@@ -70,9 +76,11 @@ def export_run(
         training=training,
     )
     card = registry.folder / entry.card
-    card.write_text(_refresh_card(card.read_text(), entry, run_config) if card.exists() else _card(entry, run_config))
+    text = _refresh_card(card.read_text(), entry, run_config) if card.exists() else _card(entry, run_config)
+    atomic_write_bytes(card, text.encode())
     registry.models[name] = entry
-    if make_default or not registry.default:
+    # The first model of a registry becomes its default, unless the package's default already stands.
+    if make_default or not (registry.default or (None if folder else Registry.load().default)):
         registry.default = name
     registry.save()
     return entry, target

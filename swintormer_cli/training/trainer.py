@@ -292,6 +292,8 @@ class Trainer:
             self.ema.module["prior"].load_state_dict(ema.prior.state_dict())
         state = torch.load(folder / "state.pt", map_location=self.device, weights_only=True)
         self.step = int(state["step"])
+        if self.dist.is_main:  # the steps after the checkpoint run again: their records go
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         self.best_psnr = float(state["best_psnr"])
         self.ema.n_averaged.copy_(state["ema_n_averaged"])
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -425,13 +427,54 @@ class Trainer:
 
 
 def _publish(staging: Path, folder: Path) -> None:
-    """Replace ``folder`` by ``staging`` with renames, so a kill leaves one complete checkpoint."""
-    previous = folder.with_name(f".{folder.name}.previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    if folder.exists():
+    """Make ``staging`` the checkpoint ``folder`` in one atomic step: a kill at any instant leaves the old
+    checkpoint or the new one, complete.
+
+    ``folder`` (``checkpoints/last``) is a symbolic link to a hidden folder of its own (``.last.<id>``): the
+    new folder gets such a name, a new link to it is made beside, and renamed over the old link (a rename is
+    atomic); then the old folder and any leftovers of killed saves are removed. A real folder at ``folder``
+    (from an older version) is first moved to ``.NAME.previous``, which ``_resume`` falls back on."""
+    from ..io import fsync_folder
+
+    parent = folder.parent
+    for path in staging.iterdir():  # durable before they are published (torch.save does not sync)
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    target = parent / f".{folder.name}.{time.time_ns():x}-{os.getpid()}"
+    os.replace(staging, target)
+    link = parent / f".{folder.name}.link"
+    if link.is_symlink() or link.exists():
+        os.unlink(link)
+    os.symlink(target.name, link)
+    if folder.is_dir() and not folder.is_symlink():  # a real folder, written by an older version
+        previous = folder.with_name(f".{folder.name}.previous")
+        shutil.rmtree(previous, ignore_errors=True)  # that version's leftover: ``folder`` is complete
         os.replace(folder, previous)
-    os.replace(staging, folder)
-    shutil.rmtree(previous, ignore_errors=True)
+    os.replace(link, folder)
+    fsync_folder(parent)
+    for stale in parent.glob(f".{folder.name}.*"):
+        if stale != target:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the records of steps up to ``step`` (and no line a kill cut short), rewritten atomically."""
+    from ..io import atomic_write_bytes
+
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line + "\n")
+    atomic_write_bytes(path, "".join(kept).encode())
 
 
 def _plain_line(record: dict, total: int) -> str:
