@@ -89,6 +89,18 @@ def test_memory_budget_sets_the_batch_size():
         assert big._batch_sizes[(32, 32)] > 1
 
 
+def test_a_tile_that_grows_the_process_by_nothing_does_not_shrink_the_batch():
+    # The allocator keeps freed buffers (keep_freed_memory), so a later pipeline's measured tile may add nothing
+    # to the process; that is "fits", not "unmeasurable" (which runs one tile at a time).
+    model, _ = tiny_model()
+    x = torch.rand(3, 96, 96)
+    for _ in range(3):
+        pipe = DeblurPipeline(model, window=32, shift=32, device="cpu", precision="fp32", memory_budget="64GiB")
+        pipe.restore(x)
+        if pipe.last_tile_peak is not None:
+            assert pipe._batch_sizes[(32, 32)] > 1, pipe.last_tile_peak
+
+
 class _OOMOverOne(torch.nn.Module):
     """Acts like a model whose device runs out of memory for batches above one tile."""
 

@@ -242,7 +242,9 @@ class DeblurPipeline:
         with meter.measure():
             out = self._run_fitting(image, [tile], noise, key)
         self.last_tile_peak = meter.peak
-        fit = math.floor(self.memory_budget / (meter.peak * self.workers)) if meter.peak else 1
+        # None: not measurable here, so one tile at a time. 0: the tile grew nothing, because it ran in memory
+        # an earlier run left to the allocator (see keep_freed_memory), so the cap decides.
+        fit = 1 if meter.peak is None else math.floor(self.memory_budget / (max(meter.peak, 1) * self.workers))
         self._batch_sizes[key] = max(1, min(fit, MAX_BATCH.get(self.device.type, MAX_BATCH_DEFAULT)))
         return out
 
