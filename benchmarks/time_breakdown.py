@@ -1,7 +1,7 @@
 """Where the time of a `deblur` goes: the stages of one photo, the network's parts, and its costliest operators.
 
-    python benchmarks/profile.py --json benchmarks/results/profile-epyc.json
-    python benchmarks/profile.py --precision fp32 --json benchmarks/results/profile-epyc-fp32.json
+    python benchmarks/time_breakdown.py --json benchmarks/results/profile-epyc.json
+    python benchmarks/time_breakdown.py --precision fp32 --json benchmarks/results/profile-epyc-fp32.json
 
 Three tables, for the default model at its default settings on a 1 MP photo (examples/citrus-blurry.png resized
 to 1152x864), one worker (so that the clocks below add up; `deblur` runs one per thread):
@@ -120,18 +120,18 @@ def main() -> None:
     )
     network_call = pipe.model.forward
     pipe.model.forward = timed("network", network_call)
-    pipe.restore(image)  # a first run, discarded: it sizes the batches and warms the kernels
+    pipe(image)  # a first run, discarded: it sizes the batches and warms the kernels
     for key in clocks:
         clocks[key] = 0.0
     parts.seconds.clear()
     t = time.perf_counter()
-    result = pipe.restore(image)
+    result = pipe(image)
     restore_seconds = time.perf_counter() - t
     parts.close()
     stages["diffusion prior"] = clocks["prior"]
     stages["network"] = clocks["network"]
     stages["cut tiles, merge"] = restore_seconds - clocks["prior"] - clocks["network"]
-    pixels = (result.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+    pixels = (result.clip(0, 1) * 255 + 0.5).astype("uint8")
     t = time.perf_counter()
     encode_image(pixels, ".png")
     stages["encode the result (PNG)"] = time.perf_counter() - t
