@@ -46,7 +46,7 @@ def show_traceback(exc: BaseException | None) -> None:
 def check_environment() -> None:
     """The variables this tool reads, checked before any work: a malformed one is a usage error (exit 2)."""
     from ..io import max_pixels
-    from ..training.distributed import launch_info, local_world_size
+    from ..launch import launch_info, local_world_size
 
     try:
         max_pixels()

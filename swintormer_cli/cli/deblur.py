@@ -60,7 +60,7 @@ def deblur(
     state.debug = state.debug or debug
     from ..inference.batch import deblur_file, plan_jobs, shard
     from ..io import OUTPUT_FORMATS
-    from ..training.distributed import launch_info, rank_device
+    from ..launch import launch_info, rank_device
 
     if ext != "auto" and ext.lower() not in OUTPUT_FORMATS:
         raise usage_error(f"--ext must be auto, png, jpg, webp or tiff, got {ext!r}")

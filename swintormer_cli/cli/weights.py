@@ -136,7 +136,7 @@ def export(
     ),
 ) -> None:
     """Write a trained run's EMA weights into a weights folder with a registry entry and a model card."""
-    from ..training.export import ExportError, export_run
+    from ..export import ExportError, export_run
     from ..weights import WeightsError, check_model_name
 
     if which not in ("best", "last"):

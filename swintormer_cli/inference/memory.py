@@ -70,7 +70,7 @@ def default_budget(device: torch.device) -> int:
     other half), 70% on a GPU; 2 GiB where free memory cannot be read. Under torchrun the share is split
     among the processes that draw on the same memory: all of this machine's (LOCAL_WORLD_SIZE) on the CPU,
     those that share one GPU on a GPU."""
-    from ..training.distributed import local_world_size
+    from ..launch import local_world_size
 
     free = available_memory(device)
     share = 2 * 2**30 if free is None else int(free * (0.7 if device.type == "cuda" else 0.5))

@@ -1,63 +1,14 @@
-"""Several processes (torchrun or accelerate launch): rank, world size, device and process group."""
+"""Several training processes (torchrun or accelerate launch): the process group. Rank, world size and
+device come from ``swintormer_cli.launch``."""
 
 from __future__ import annotations
-
-import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from ..launch import DistInfo, launch_info, local_world_size, rank_device
 
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-
-def _env_int(name: str, default: int, minimum: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a whole number") from None
-    if value < minimum:
-        raise ValueError(f"{name}={text!r} must be at least {minimum}")
-    return value
-
-
-def launch_info() -> DistInfo:
-    """Read the variables torchrun and accelerate set; a single process when they are absent.
-    Malformed values are a ``ValueError`` naming the variable."""
-    world = _env_int("WORLD_SIZE", 1, 1)
-    rank = _env_int("RANK", 0, 0)
-    if rank >= world:
-        raise ValueError(f"RANK={rank} must be below WORLD_SIZE={world}")
-    local = _env_int("LOCAL_RANK", rank, 0)
-    return DistInfo(rank, world, local)
-
-
-def local_world_size() -> int:
-    """How many processes of this launch run on this machine (torchrun's LOCAL_WORLD_SIZE; 1 without it)."""
-    return _env_int("LOCAL_WORLD_SIZE", 1, 1)
-
-
-def rank_device(spec: str, info: DistInfo) -> str:
-    """One device per process: with several CUDA processes each takes cuda:LOCAL_RANK."""
-    if info.enabled and spec in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{info.local_rank % torch.cuda.device_count()}"
-    return spec
+__all__ = ["DistInfo", "barrier", "init", "launch_info", "local_world_size", "rank_device", "shutdown"]
 
 
 def init(info: DistInfo, device: torch.device) -> None:

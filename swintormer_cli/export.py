@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from ..checkpoint import CheckpointError, load_model, save_model
-from ..io import atomic_write_bytes
-from ..weights import Registry, RegistryEntry, check_model_name, sha256_of, user_weights_dir
+from .checkpoint import CheckpointError, load_model, save_model
+from .io import atomic_write_bytes
+from .weights import Registry, RegistryEntry, check_model_name, sha256_of, user_weights_dir
 
 
 class ExportError(Exception):
