@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "DeblurPipeline": ("swintormer_cli.inference.pipeline", "DeblurPipeline"),
+    "InferenceSettings": ("swintormer_cli.inference.settings", "InferenceSettings"),
     "Swintormer": ("swintormer_cli.models", "Swintormer"),
     "SwintormerConfig": ("swintormer_cli.models", "SwintormerConfig"),
     "PRESETS": ("swintormer_cli.models", "PRESETS"),

@@ -241,3 +241,48 @@ def test_the_default_budget_is_shared_by_the_processes_of_a_machine(monkeypatch)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun --nproc_per_node=2: two processes take half each
     assert memory.default_budget(cpu) == 2 * 2**30
     assert DeblurPipeline(tiny_model()[0], window=32, device="cpu").memory_budget == 2 * 2**30
+
+
+def test_settings_own_the_defaults_and_the_checks():
+    from swintormer_cli.inference import InferenceSettings, SettingError
+
+    s = InferenceSettings().resolve()
+    assert (s.window, s.shift, s.blend, s.sampler, s.prior_steps, s.eta, s.seed, s.workers) == (
+        256,
+        192,
+        "average",
+        "ddim",
+        20,
+        0.0,
+        0,
+        1,
+    )
+    assert InferenceSettings(window=100).resolve(trained_window=64).window == 100
+    r = InferenceSettings().resolve(trained_window=64, default_eta=1.0, device=torch.device("cpu"))
+    assert (r.window, r.shift, r.eta, r.workers) == (64, 48, 1.0, torch.get_num_threads())
+    for bad, name in [
+        (dict(window=16), "window"),
+        (dict(window=64, shift=80), "shift"),
+        (dict(shift=0), "shift"),
+        (dict(blend="median"), "blend"),
+        (dict(sampler="euler"), "sampler"),
+        (dict(prior_steps=0), "prior_steps"),
+        (dict(eta=float("nan")), "eta"),
+        (dict(eta=-1.0), "eta"),
+        (dict(workers=0), "workers"),
+    ]:
+        with pytest.raises(SettingError) as info:
+            InferenceSettings(**bad).resolve(min_window=32)
+        assert info.value.name == name
+
+
+def test_pipeline_takes_the_model_minimum_window_and_rejects_unknown_settings():
+    from swintormer_cli.inference import InferenceSettings, SettingError
+
+    model = tiny_model()[0]
+    with pytest.raises(SettingError, match="smaller than this model allows"):
+        DeblurPipeline(model, window=model.config.min_window - 1, device="cpu")
+    with pytest.raises(TypeError):
+        DeblurPipeline(model, windw=32, device="cpu")
+    pipe = DeblurPipeline(model, settings=InferenceSettings(window=64, blend="feather"), device="cpu", workers=1)
+    assert (pipe.settings.window, pipe.settings.shift, pipe.settings.blend, pipe.workers) == (64, 48, "feather", 1)

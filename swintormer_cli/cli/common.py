@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 import traceback
 from dataclasses import dataclass
@@ -71,24 +70,25 @@ def parse_list(text: str | None, cast=str) -> list:
 
 
 @dataclass
-class PipelineFlags:
+class ModelFlags:
+    """The flags that choose the model and where and how it runs; the tiling and sampling flags go into an
+    ``InferenceSettings`` (which owns their defaults and checks), by keyword."""
+
     model: str | None = None
     weights: str | None = None
-    window: int | None = None
-    shift: int | None = None
-    blend: str = "average"
-    memory_budget: str | None = None
     device: str = "auto"
     precision: str = "auto"
-    prior_steps: int = 20
-    sampler: str = "ddim"
-    eta: float | None = None
-    """None: the prior's own default (0 for latent, 1 for ldm-sr)."""
-    seed: int = 0
-    workers: int | None = None
+    memory_budget: str | None = None
 
 
-def load_bundle(flags: PipelineFlags):
+def inference_settings(**flags):
+    """``InferenceSettings`` from the settings flags given; a flag left out (None) keeps the settings' default."""
+    from ..inference import InferenceSettings
+
+    return InferenceSettings(**{name: value for name, value in flags.items() if value is not None})
+
+
+def load_bundle(flags: ModelFlags):
     """Resolve and load the model named by --model/--weights; one-line errors exit 1 (usage: 2)."""
     from ..weights import WeightsError, resolve_model
 
@@ -101,54 +101,30 @@ def load_bundle(flags: PipelineFlags):
         raise failure(str(exc)) from exc
 
 
-def make_pipeline(flags: PipelineFlags, bundle, name: str):
-    """A DeblurPipeline from flags, checking them first (bad values exit 2)."""
-    from ..inference import DeblurPipeline
-    from ..inference.memory import parse_size
-    from ..prior import SAMPLERS
+def setting_error(exc: ValueError) -> typer.Exit:
+    """A usage error (exit 2) for a bad setting, naming its flag (``prior_steps`` -> ``--prior-steps``)."""
+    from ..inference import SettingError
 
-    cfg = bundle.model.config
-    minimum = max(32, 2 * cfg.size_multiple)
-    window = flags.window or bundle.trained_window or 256
-    if window < minimum:
-        raise usage_error(f"--window {window} is smaller than this model allows ({minimum} pixels)")
-    shift = flags.shift if flags.shift is not None else max(1, window * 3 // 4)
-    if shift < 1 or shift > window:
-        raise usage_error(f"--shift {shift} must be between 1 and the window ({window}): larger leaves gaps")
-    if flags.blend not in ("average", "feather"):
-        raise usage_error(f"--blend must be average or feather, got {flags.blend!r}")
-    if flags.sampler not in SAMPLERS:
-        raise usage_error(f"--sampler must be one of {', '.join(SAMPLERS)}, got {flags.sampler!r}")
-    if flags.prior_steps < 1:
-        raise usage_error("--prior-steps must be at least 1")
-    if flags.eta is not None and not (math.isfinite(flags.eta) and flags.eta >= 0):
-        raise usage_error(f"--eta must be a non-negative number, got {flags.eta}")
-    if flags.workers is not None and flags.workers < 1:
-        raise usage_error(f"--workers must be at least 1, got {flags.workers}")
-    budget = None
-    if flags.memory_budget:
-        try:
-            budget = parse_size(flags.memory_budget)
-        except ValueError as exc:
-            raise usage_error(str(exc)) from exc
+    if isinstance(exc, SettingError):
+        return usage_error(f"--{exc.name.replace('_', '-')} {exc.detail}")
+    return usage_error(str(exc))
+
+
+def make_pipeline(flags: ModelFlags, settings, bundle, name: str):
+    """A DeblurPipeline from the model flags and the ``InferenceSettings``; bad values exit 2."""
+    from ..inference import DeblurPipeline
+
     try:
         return DeblurPipeline.from_bundle(
             bundle,
-            window=window,
-            shift=shift,
-            blend=flags.blend,
+            settings,
             device=flags.device,
             precision=flags.precision,
-            memory_budget=budget,
-            prior_steps=flags.prior_steps,
-            sampler=flags.sampler,
-            eta=flags.eta,
-            seed=flags.seed,
+            memory_budget=flags.memory_budget,
             name=name,
-            workers=flags.workers,
         )
     except ValueError as exc:
-        raise usage_error(str(exc)) from exc
+        raise setting_error(exc) from exc
 
 
 def describe(pipe, origin: str) -> str:

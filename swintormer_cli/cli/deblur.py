@@ -10,10 +10,11 @@ from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    PipelineFlags,
+    ModelFlags,
     describe,
     err,
     escape,
+    inference_settings,
     interactive,
     load_bundle,
     make_pipeline,
@@ -38,18 +39,22 @@ def deblur(
     weights: str | None = typer.Option(None, help="A .safetensors model file or a folder holding one."),
     window: int | None = typer.Option(None, help="Tile size in pixels. Default: the model's training window."),
     shift: int | None = typer.Option(None, help="Distance between tile origins. Default: 3/4 of the window."),
-    blend: str = typer.Option("average", help="Merge overlaps by average (the paper) or feather."),
+    blend: str | None = typer.Option(None, help="Merge overlaps by average (the paper, the default) or feather."),
     memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 4GiB. Default: half of free memory."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option(
         "auto", help="auto (CPU: bf16 where it is native, else fp32; GPU: bf16/fp16), fp32, fp16 or bf16."
     ),
-    prior_steps: int = typer.Option(20, help="Diffusion prior sampling steps (models with a prior)."),
-    sampler: str = typer.Option("ddim", help="Prior sampler: ddim or ddpm."),
+    prior_steps: int | None = typer.Option(
+        None, help="Diffusion prior sampling steps (models with a prior). Default: 20."
+    ),
+    sampler: str | None = typer.Option(None, help="Prior sampler: ddim (the default) or ddpm."),
     eta: float | None = typer.Option(
         None, help="DDIM eta (0: deterministic). Default: the prior's (latent 0, ldm-sr 1 as the paper's script)."
     ),
-    seed: int = typer.Option(0, help="Seed of the prior's noise: the same seed gives the same image."),
+    seed: int | None = typer.Option(
+        None, help="Seed of the prior's noise: the same seed gives the same image. Default: 0."
+    ),
     workers: int | None = typer.Option(
         None, help="CPU: tile batches run at once, one thread each. Default: one per thread torch uses."
     ),
@@ -77,23 +82,25 @@ def deblur(
 
         dist = launch_info()
         jobs = shard(plan.jobs, dist.rank, dist.world)
-        flags = PipelineFlags(
-            model,
-            weights,
-            window,
-            shift,
-            blend,
-            memory_budget,
-            rank_device(device, dist),
-            precision,
-            prior_steps,
-            sampler,
-            eta,
-            seed,
-            workers,
+        flags = ModelFlags(
+            model=model,
+            weights=weights,
+            device=rank_device(device, dist),
+            precision=precision,
+            memory_budget=memory_budget,
+        )
+        settings = inference_settings(
+            window=window,
+            shift=shift,
+            blend=blend,
+            prior_steps=prior_steps,
+            sampler=sampler,
+            eta=eta,
+            seed=seed,
+            workers=workers,
         )
         resolved, bundle = load_bundle(flags)
-        pipe = make_pipeline(flags, bundle, resolved.name)
+        pipe = make_pipeline(flags, settings, bundle, resolved.name)
     except KeyboardInterrupt:
         err.print("interrupted before any file was written")
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -9,14 +9,16 @@ import typer
 
 from .common import (
     EXIT_FAILED,
-    PipelineFlags,
+    ModelFlags,
     describe,
     err,
     failure,
+    inference_settings,
     load_bundle,
     make_pipeline,
     out,
     parse_list,
+    setting_error,
     usage_error,
 )
 
@@ -30,10 +32,12 @@ def evaluate(
     window: str | None = typer.Option(None, help="Tile size, or a comma list to sweep (e.g. 256,512)."),
     shift: str | None = typer.Option(None, help="Tile shift, or a comma list (default: 3/4 of each window)."),
     blend: str = typer.Option("average", help="average, feather, or both: average,feather."),
-    prior_steps: str = typer.Option("20", help="Prior sampling steps, or a comma list (e.g. 5,10,20,50)."),
-    sampler: str = typer.Option("ddim", help="Prior sampler: ddim or ddpm."),
+    prior_steps: str | None = typer.Option(
+        None, help="Prior sampling steps, or a comma list (e.g. 5,10,20,50). Default: 20."
+    ),
+    sampler: str | None = typer.Option(None, help="Prior sampler: ddim (the default) or ddpm."),
     eta: float | None = typer.Option(None, help="DDIM eta. Default: the prior's (latent 0, ldm-sr 1)."),
-    seed: int = typer.Option(0, help="Seed of the prior's noise."),
+    seed: int | None = typer.Option(None, help="Seed of the prior's noise. Default: 0."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("auto", help="auto, fp32, fp16 or bf16."),
     memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 4GiB."),
@@ -63,42 +67,34 @@ def evaluate(
     except (FileNotFoundError, ValueError) as exc:
         raise failure(str(exc)) from exc
 
-    base = PipelineFlags(
-        model, weights, None, None, "average", memory_budget, device, precision, 20, sampler, eta, seed
-    )
-    resolved, bundle = load_bundle(base)
+    flags = ModelFlags(model=model, weights=weights, device=device, precision=precision, memory_budget=memory_budget)
+    base = inference_settings(sampler=sampler, eta=eta, seed=seed)
+    resolved, bundle = load_bundle(flags)
     if bundle.model.config.in_views != eval_set.views:
         raise usage_error(f"the model takes {bundle.model.config.in_views} view(s) but the data has {eval_set.views}")
-    trained = bundle.trained_window or 256
-    windows = parse_list(window, int) or [trained]
+    windows = parse_list(window, int) or [None]
     shifts = parse_list(shift, int) or [None]
     blends = parse_list(blend)
-    steps = parse_list(prior_steps, int) if bundle.prior is not None else [None]
-    for b in blends:
-        if b not in ("average", "feather"):
-            raise usage_error(f"--blend values must be average or feather, got {b!r}")
-    settings, skipped = sweep(windows, shifts, blends, steps)
+    steps = (parse_list(prior_steps, int) or [base.prior_steps]) if bundle.prior is not None else [None]
+    try:
+        settings, skipped = sweep(
+            windows,
+            shifts,
+            blends,
+            steps,
+            base,
+            min_window=bundle.model.config.min_window,
+            trained_window=bundle.trained_window,
+        )
+    except ValueError as exc:
+        raise setting_error(exc) from exc
     for s in skipped:
         err.print(f"sweep: left out {s}")
     if not settings:
         raise usage_error("no valid window/shift combination to run")
 
     def build(setting):
-        flags = PipelineFlags(
-            model,
-            weights,
-            setting.window,
-            setting.shift,
-            setting.blend,
-            memory_budget,
-            device,
-            precision,
-            setting.prior_steps or 20,
-            sampler,
-            eta,
-            seed,
-        )
-        return make_pipeline(flags, bundle, resolved.name)
+        return make_pipeline(flags, setting.applied_to(base), bundle, resolved.name)
 
     first = build(settings[0])
     err.print(describe(first, resolved.origin))
@@ -112,9 +108,9 @@ def evaluate(
         "training": bundle.training,
         "device": first.describe()["device"],
         "precision": first.precision,
-        "sampler": sampler,
+        "sampler": first.settings.sampler,
         "eta": first.settings.eta,
-        "seed": seed,
+        "seed": first.settings.seed,
         "memory_budget": first.memory_budget,
     }
     lpips_metric = LPIPSMetric(lpips)
@@ -152,12 +148,12 @@ def bench(
     model: str | None = typer.Option(None, "--model", "-m", help="Registered model name."),
     weights: str | None = typer.Option(None, help="A .safetensors model file."),
     preset: str | None = typer.Option(None, help="Time a randomly initialised preset instead of trained weights."),
-    window: int = typer.Option(256, help="Tile size."),
+    window: int | None = typer.Option(None, help="Tile size. Default: the model's training window, else 256."),
     shift: int | None = typer.Option(None, help="Tile shift (default: 3/4 of the window)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("auto", help="auto, fp32, fp16 or bf16."),
     memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 2GiB."),
-    prior_steps: int = typer.Option(20, help="Prior sampling steps (models with a prior)."),
+    prior_steps: int | None = typer.Option(None, help="Prior sampling steps (models with a prior). Default: 20."),
     repeats: int = typer.Option(1, help="Runs; the fastest is reported."),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the result as JSON."),
 ) -> None:
@@ -176,10 +172,11 @@ def bench(
             raise usage_error(f"unknown preset {preset!r}")
         bundle, name, origin = ModelBundle(Swintormer(make_preset(preset)).eval(), None), f"{preset} (random)", "preset"
     else:
-        resolved, bundle = load_bundle(PipelineFlags(model, weights))
+        resolved, bundle = load_bundle(ModelFlags(model=model, weights=weights))
         name, origin = resolved.name, resolved.origin
-    flags = PipelineFlags(model, weights, window, shift, "average", memory_budget, device, precision, prior_steps)
-    pipe = make_pipeline(flags, bundle, name)
+    flags = ModelFlags(device=device, precision=precision, memory_budget=memory_budget)
+    settings = inference_settings(window=window, shift=shift, prior_steps=prior_steps)
+    pipe = make_pipeline(flags, settings, bundle, name)
     err.print(describe(pipe, origin))
     image = synthetic_image(height, width, bundle.model.config.in_views)
     result = run_tiled(pipe, image, repeats)

@@ -12,11 +12,12 @@ import itertools
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..inference.settings import InferenceSettings, SettingError
 from ..io import atomic_write_bytes, encode_image, to_pixels
 from .datasets import EvalSet, load_pixels
 from .metrics import finite_mean, gain_compensated_psnr, mae, psnr, ssim
@@ -26,6 +27,8 @@ METRICS = ("psnr", "ssim", "mae", "lpips", "gc_psnr")
 
 @dataclass(frozen=True)
 class Setting:
+    """One point of a sweep, resolved (``InferenceSettings`` filled in its defaults and checked it)."""
+
     window: int
     shift: int
     blend: str = "average"
@@ -43,18 +46,38 @@ class Setting:
         text = f"w{self.window}-s{self.shift}-{self.blend}"
         return text + (f"-p{self.prior_steps}" if self.prior_steps is not None else "")
 
+    def applied_to(self, base: InferenceSettings) -> InferenceSettings:
+        """``base`` with this point's window, shift, blend and prior steps."""
+        steps = base.prior_steps if self.prior_steps is None else self.prior_steps
+        return replace(base, window=self.window, shift=self.shift, blend=self.blend, prior_steps=steps)
+
 
 def sweep(
-    windows: list[int], shifts: list[int | None], blends: list[str], steps: list[int | None]
+    windows: list[int | None],
+    shifts: list[int | None],
+    blends: list[str],
+    steps: list[int | None],
+    base: InferenceSettings | None = None,
+    **resolve_args,
 ) -> tuple[list[Setting], list[str]]:
-    """The grid of settings; combinations with shift > window are left out (and said so)."""
+    """The grid of settings, each resolved and checked by ``InferenceSettings.resolve(**resolve_args)``
+    (None: the default); combinations whose shift exceeds the window are left out (and said so), any other
+    bad value is a ``SettingError``. ``steps``: None for a model without a prior."""
+    base = base or InferenceSettings()
     settings, skipped = [], []
     for window, shift, blend, step in itertools.product(windows, shifts, blends, steps):
-        s = shift if shift is not None else max(1, window * 3 // 4)
-        if s > window:
-            skipped.append(f"shift {s} > window {window}")
+        candidate = replace(base, window=window, shift=shift, blend=blend)
+        if step is not None:
+            candidate = replace(candidate, prior_steps=step)
+        try:
+            s = candidate.resolve(**resolve_args)
+        except SettingError as exc:
+            if exc.name != "shift":
+                raise
+            window = replace(candidate, shift=None).resolve(**resolve_args).window
+            skipped.append(f"shift {shift} > window {window}")
             continue
-        settings.append(Setting(window, s, blend, step))
+        settings.append(Setting(s.window, s.shift, s.blend, None if step is None else s.prior_steps))
     return list(dict.fromkeys(settings)), skipped
 
 

@@ -2,16 +2,19 @@
 
 from .device import PRECISIONS, resolve_device, resolve_precision
 from .memory import PeakMeter, default_budget, format_size, parse_size
-from .pipeline import DeblurPipeline, InferenceSettings
-from .tiling import BLENDS, Accumulator, Tile, TileGrid, merge_weights
+from .pipeline import DeblurPipeline
+from .settings import BLENDS, DEFAULT_WINDOW, InferenceSettings, SettingError
+from .tiling import Accumulator, Tile, TileGrid, merge_weights
 
 __all__ = [
     "BLENDS",
+    "DEFAULT_WINDOW",
     "PRECISIONS",
     "Accumulator",
     "DeblurPipeline",
     "InferenceSettings",
     "PeakMeter",
+    "SettingError",
     "Tile",
     "TileGrid",
     "default_budget",

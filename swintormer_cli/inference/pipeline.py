@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,44 +21,17 @@ import torch
 
 from ..checkpoint import ModelBundle
 from ..models import Swintormer
-from ..prior import SAMPLERS, Prior, noise_draws
+from ..prior import Prior, noise_draws
 from .device import precision_name, precision_reason, resolve_device, resolve_precision
 from .memory import PeakMeter, default_budget, is_out_of_memory, keep_freed_memory, parse_size, release_cached
-from .tiling import BLENDS, Accumulator, Tile, TileGrid
+from .settings import InferenceSettings
+from .tiling import Accumulator, Tile, TileGrid
 
 ProgressFn = Callable[[int, int], None]
 # The most tiles one batch holds. On a CPU the network's throughput peaks at 4-8 tiles of 256 px and falls
 # beyond (16: a third slower; the working set leaves the caches), so a large budget buys nothing there.
 MAX_BATCH = {"cpu": 8}
 MAX_BATCH_DEFAULT = 64
-
-
-@dataclass
-class InferenceSettings:
-    window: int = 256
-    shift: int | None = None
-    """Default: 3/4 of the window."""
-    blend: str = "average"
-    prior_steps: int = 20
-    sampler: str = "ddim"
-    eta: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.shift is None:
-            self.shift = max(1, self.window * 3 // 4)
-        if self.window < 16:
-            raise ValueError(f"window must be at least 16 pixels, got {self.window}")
-        if not 1 <= self.shift <= self.window:
-            raise ValueError(f"shift must be between 1 and the window ({self.window}), got {self.shift}")
-        if self.blend not in BLENDS:
-            raise ValueError(f"blend must be one of {BLENDS}, got {self.blend!r}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if self.prior_steps < 1:
-            raise ValueError(f"prior steps must be at least 1, got {self.prior_steps}")
-        if self.eta < 0:
-            raise ValueError(f"eta must be non-negative, got {self.eta}")
 
 
 class DeblurPipeline:
@@ -72,21 +45,17 @@ class DeblurPipeline:
         self,
         model: Swintormer,
         prior: Prior | None = None,
+        settings: InferenceSettings | None = None,
         *,
-        window: int | None = None,
-        shift: int | None = None,
-        blend: str = "average",
         device: str | torch.device = "auto",
         precision: str = "auto",
         memory_budget: int | str | None = None,
-        prior_steps: int = 20,
-        sampler: str = "ddim",
-        eta: float | None = None,
-        seed: int = 0,
         trained_window: int | None = None,
         name: str = "",
-        workers: int | None = None,
+        **overrides,
     ):
+        """``settings`` (or any of its fields given by keyword: ``window=512``, ``prior_steps=10``, ...)
+        choose how the image is tiled and the prior sampled; ``InferenceSettings`` holds their defaults."""
         if model.config.prior_channels and prior is None:
             raise ValueError("this model was trained with a prior; pass it (load_model pairs them)")
         if prior is not None and not model.config.prior_channels:
@@ -103,25 +72,21 @@ class DeblurPipeline:
             keep_freed_memory()
         self.prior = prior.to(self.device).eval() if prior is not None else None
         self.trained_window = trained_window
-        self.settings = InferenceSettings(
-            window=window or trained_window or 256,
-            shift=shift,
-            blend=blend,
-            prior_steps=prior_steps,
-            sampler=sampler,
-            eta=eta if eta is not None else (prior.default_eta if prior is not None else 0.0),  # ldm-sr: 1
-            seed=seed,
+        # An unknown keyword is a TypeError here, as for any function.
+        self.settings = replace(settings or InferenceSettings(), **overrides).resolve(
+            min_window=model.config.min_window,
+            trained_window=trained_window,
+            default_eta=prior.default_eta if prior is not None else 0.0,  # ldm-sr: 1
+            device=self.device,
         )
         if isinstance(memory_budget, str):
             memory_budget = parse_size(memory_budget)
         self.memory_budget = int(memory_budget) if memory_budget else default_budget(self.device)
         self.name = name
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
         # On a CPU, tiles run in parallel batches, one thread each, rather than one batch at a time with
         # all threads inside each operation: most of the network's operations are too small to split
         # well (measured 1.25x on 2 cores, docs/speed.md). On a GPU the device is the parallelism.
-        self.workers = workers or (torch.get_num_threads() if self.device.type == "cpu" else 1)
+        self.workers = self.settings.workers
         self._batch_sizes: dict[tuple[int, int], int] = {}
         self.batch_size: int | None = None
         """Set to fix the tile batch size instead of measuring it from the memory budget."""
@@ -129,10 +94,10 @@ class DeblurPipeline:
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
-    def from_bundle(cls, bundle: ModelBundle, **kwargs) -> DeblurPipeline:
+    def from_bundle(cls, bundle: ModelBundle, settings: InferenceSettings | None = None, **kwargs) -> DeblurPipeline:
         kwargs.setdefault("trained_window", bundle.trained_window)
         kwargs.setdefault("name", bundle.source)
-        return cls(bundle.model, bundle.prior, **kwargs)
+        return cls(bundle.model, bundle.prior, settings, **kwargs)
 
     @classmethod
     def from_pretrained(

@@ -8,12 +8,10 @@ of the image's own extent in that direction (the network pads it inside, exactly
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-Blend = Literal["average", "feather"]
-BLENDS: tuple[str, ...] = ("average", "feather")
+from .settings import BLENDS, check_shift
 
 
 def _origins(length: int, window: int, shift: int) -> list[int]:
@@ -44,12 +42,7 @@ class TileGrid:
     shift: int
 
     def __post_init__(self):
-        if self.window < 1 or self.shift < 1:
-            raise ValueError(f"window and shift must be positive, got {self.window} and {self.shift}")
-        if self.shift > self.window:
-            raise ValueError(
-                f"shift ({self.shift}) must not exceed the window ({self.window}): pixels would be skipped"
-            )
+        check_shift(self.window, self.shift)
 
     @property
     def tile_height(self) -> int:

@@ -70,6 +70,12 @@ class SwintormerConfig(DictConfig):
         """Inputs are padded internally to a multiple of this (the deepest level's scale)."""
         return self.level_scales[-1]
 
+    @property
+    def min_window(self) -> int:
+        """The smallest inference window this network is used with: two of its padding multiples (a window
+        of one would be mostly padding at the deepest level), and never under 32 pixels."""
+        return max(32, 2 * self.size_multiple)
+
 
 PRESETS: dict[str, SwintormerConfig] = {
     # The official code's network: 25.2 M parameters.

@@ -1,0 +1,88 @@
+"""The settings of a deblur, with their defaults and checks in one place.
+
+``InferenceSettings`` holds what a user chooses (``None``: the default); ``resolve`` fills in the defaults that
+depend on the model, the prior and the device, and checks every value. The pipeline, the CLI (which maps its
+flags onto these fields by keyword) and the evaluation sweep all go through it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..prior import SAMPLERS
+
+BLENDS: tuple[str, ...] = ("average", "feather")
+DEFAULT_WINDOW = 256
+"""The window when neither the user nor the model (its training window) gives one."""
+
+
+class SettingError(ValueError):
+    """A setting out of its range; ``name`` is the setting's field (the CLI names its flag after it)."""
+
+    def __init__(self, name: str, detail: str):
+        super().__init__(f"{name.replace('_', ' ')} {detail}")
+        self.name = name
+        self.detail = detail
+
+
+def default_shift(window: int) -> int:
+    """3/4 of the window: each pixel away from the edges is covered by a window at least twice per axis."""
+    return max(1, window * 3 // 4)
+
+
+def check_shift(window: int, shift: int) -> None:
+    """A shift must be positive and not exceed the window: a larger one would skip pixels."""
+    if shift < 1:
+        raise SettingError("shift", f"must be at least 1, got {shift}")
+    if shift > window:
+        raise SettingError("shift", f"{shift} must not exceed the window ({window}): pixels would be skipped")
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    window: int | None = None
+    """Tile size in pixels. Default: the model's training window, else ``DEFAULT_WINDOW``."""
+    shift: int | None = None
+    """Distance between tile origins. Default: 3/4 of the window."""
+    blend: str = "average"
+    """How overlaps merge: ``average`` (the paper) or ``feather``."""
+    prior_steps: int = 20
+    sampler: str = "ddim"
+    eta: float | None = None
+    """DDIM eta. Default: the prior's own (0 for latent, 1 for ldm-sr)."""
+    seed: int = 0
+    workers: int | None = None
+    """Tile batches run at once on a CPU, one thread each. Default: one per torch thread on a CPU, 1 elsewhere."""
+
+    def resolve(
+        self,
+        *,
+        min_window: int = 1,
+        trained_window: int | None = None,
+        default_eta: float = 0.0,
+        device: torch.device | None = None,
+    ) -> InferenceSettings:
+        """These settings with every default filled in, checked; a ``SettingError`` names the first bad one.
+
+        ``min_window``: the smallest window the model allows (``SwintormerConfig.min_window``)."""
+        window = self.window or trained_window or DEFAULT_WINDOW
+        if window < min_window:
+            raise SettingError("window", f"{window} is smaller than this model allows ({min_window} pixels)")
+        shift = self.shift if self.shift is not None else default_shift(window)
+        check_shift(window, shift)
+        if self.blend not in BLENDS:
+            raise SettingError("blend", f"must be {' or '.join(BLENDS)}, got {self.blend!r}")
+        if self.sampler not in SAMPLERS:
+            raise SettingError("sampler", f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.prior_steps < 1:
+            raise SettingError("prior_steps", f"must be at least 1, got {self.prior_steps}")
+        eta = self.eta if self.eta is not None else default_eta
+        if not (math.isfinite(eta) and eta >= 0):
+            raise SettingError("eta", f"must be a non-negative number, got {eta}")
+        if self.workers is not None and self.workers < 1:
+            raise SettingError("workers", f"must be at least 1, got {self.workers}")
+        workers = self.workers or (torch.get_num_threads() if device is not None and device.type == "cpu" else 1)
+        return replace(self, window=window, shift=shift, eta=float(eta), workers=workers)
