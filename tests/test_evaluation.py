@@ -189,3 +189,21 @@ def test_sweep_grid():
     settings, skipped = sweep([256, 512], [220, 384], ["average"], [None])
     assert [(s.window, s.shift) for s in settings] == [(256, 220), (512, 220), (512, 384)]
     assert skipped == ["shift 384 > window 256"]
+
+
+def test_eval_quiet_and_bad_settings_name_their_flag(tmp_path, model_file):
+    root = tmp_path / "pairs"
+    sharp = gradient_image(40, 48)
+    _write(root / "target" / "0.png", sharp)
+    _write(root / "source" / "0.png", (sharp * 0.9).astype(np.uint8))
+    args = ["eval", "--data-root", str(root), "--weights", str(model_file), "--no-lpips", "--prior-steps", "2"]
+    quiet = CliRunner().invoke(app, [*args, "--window", "32", "--shift", "24,48", "-q"])
+    assert quiet.exit_code == 0, quiet.output
+    assert "left out" not in quiet.output and "PSNR" in quiet.output.upper()
+    for extra, flag in [
+        (["--blend", "median"], "--blend"),
+        (["--window", "8"], "--window"),
+        (["--eta", "-1"], "--eta"),
+    ]:
+        bad = CliRunner().invoke(app, [*args, *extra])
+        assert bad.exit_code == 2 and flag in bad.output, bad.output

@@ -25,6 +25,16 @@ class State:
 state = State()
 
 
+def quiet_option(help: str):
+    """``-q/--quiet``, the same flag in every command that reports progress."""
+    return typer.Option(False, "--quiet", "-q", help=help)
+
+
+def debug_option():
+    """``-v/--debug`` on a command, as ``swintormer --debug`` before it."""
+    return typer.Option(False, "--debug", "-v", help="Show the traceback behind each failure (bug reports).")
+
+
 def usage_error(message: str) -> typer.Exit:
     """Print a one-line usage error and return the exit (code 2) to raise."""
     err.print(f"[bold red]error:[/] {escape(str(message))}")

@@ -11,6 +11,7 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     ModelFlags,
+    debug_option,
     describe,
     err,
     escape,
@@ -18,6 +19,7 @@ from .common import (
     interactive,
     load_bundle,
     make_pipeline,
+    quiet_option,
     show_traceback,
     state,
     usage_error,
@@ -58,8 +60,8 @@ def deblur(
     workers: int | None = typer.Option(
         None, help="CPU: tile batches run at once, one thread each. Default: one per thread torch uses."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors, the set-up line and the summary."),
-    debug: bool = typer.Option(False, "--debug", "-v", help="Show the traceback behind each failure (bug reports)."),
+    quiet: bool = quiet_option("Only errors, the set-up line and the summary."),
+    debug: bool = debug_option(),
 ) -> None:
     """Deblur images: one file, several, folders (--recursive) or globs."""
     state.debug = state.debug or debug

@@ -10,6 +10,7 @@ import typer
 from .common import (
     EXIT_FAILED,
     ModelFlags,
+    debug_option,
     describe,
     err,
     failure,
@@ -18,7 +19,10 @@ from .common import (
     make_pipeline,
     out,
     parse_list,
+    quiet_option,
     setting_error,
+    show_traceback,
+    state,
     usage_error,
 )
 
@@ -48,8 +52,11 @@ def evaluate(
     json_path: Path | None = typer.Option(None, "--json", help="Write the full report (per image) as JSON."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Write per-image rows and averages as CSV."),
     save_images: Path | None = typer.Option(None, help="Write the restored images into this folder."),
+    quiet: bool = quiet_option("Only errors, the set-up line, the notes and the scores (no progress, no sweep lines)."),
+    debug: bool = debug_option(),
 ) -> None:
     """Score a model against ground truth; the blurry input's scores come first."""
+    state.debug = state.debug or debug
     from rich.progress import Progress
 
     from ..evaluation.datasets import dpdd_set, pairs_set
@@ -89,7 +96,8 @@ def evaluate(
     except ValueError as exc:
         raise setting_error(exc) from exc
     for s in skipped:
-        err.print(f"sweep: left out {s}")
+        if not quiet:
+            err.print(f"sweep: left out {s}")
     if not settings:
         raise usage_error("no valid window/shift combination to run")
 
@@ -115,7 +123,7 @@ def evaluate(
     }
     lpips_metric = LPIPSMetric(lpips)
     try:
-        with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        with Progress(console=err, transient=True, disable=quiet or not err.is_terminal) as progress:
             task = progress.add_task("evaluating", total=len(eval_set.items) * len(settings))
 
             def tick(name, done, total):
@@ -132,6 +140,7 @@ def evaluate(
                 model_info=info,
             )
     except (ValueError, MemoryError) as exc:
+        show_traceback(exc)
         raise failure(str(exc)) from exc
     for table in tables(report):
         out.print(table)
