@@ -6,9 +6,10 @@ import sys
 
 import typer
 
+from .bench import bench
 from .common import EXIT_FAILED, check_environment, err, escape, state
 from .deblur import deblur
-from .evaluate import bench, evaluate
+from .evaluate import evaluate
 from .info import info
 from .preview import preview
 from .train import train

@@ -1,14 +1,12 @@
-"""`swintormer eval` (DPDD protocol, paired folders, sweeps) and `swintormer bench`."""
+"""`swintormer eval`: a model scored on the DPDD protocol or paired folders, for one setting or a sweep."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from .common import (
-    EXIT_FAILED,
     ModelFlags,
     debug_option,
     describe,
@@ -61,9 +59,8 @@ def evaluate(
 
     from ..evaluation.datasets import dpdd_set, pairs_set
     from ..evaluation.report import tables, write_csv, write_json
-    from ..evaluation.runner import LPIPSMetric, sweep
+    from ..evaluation.runner import LPIPSMetric, model_record, sweep
     from ..evaluation.runner import evaluate as run_eval
-    from ..weights import sha256_of
 
     if dataset not in ("dpdd", "pairs"):
         raise usage_error(f"--dataset must be dpdd or pairs, got {dataset!r}")
@@ -106,21 +103,6 @@ def evaluate(
 
     first = build(settings[0])
     err.print(describe(first, resolved.origin))
-    info = {
-        "name": resolved.name,
-        "origin": resolved.origin,
-        "path": str(resolved.path),
-        "sha256": resolved.sha256 or sha256_of(resolved.path),
-        "prior": bundle.prior_kind,
-        "config": bundle.config.to_dict(),
-        "training": bundle.training,
-        "device": first.describe()["device"],
-        "precision": first.precision,
-        "sampler": first.settings.sampler,
-        "eta": first.settings.eta,
-        "seed": first.settings.seed,
-        "memory_budget": first.memory_budget,
-    }
     lpips_metric = LPIPSMetric(lpips)
     try:
         with Progress(console=err, transient=True, disable=quiet or not err.is_terminal) as progress:
@@ -137,7 +119,7 @@ def evaluate(
                 lpips_metric=lpips_metric,
                 save_images=save_images,
                 on_image=tick,
-                model_info=info,
+                model_info=model_record(resolved, bundle, first),
             )
     except (ValueError, MemoryError) as exc:
         show_traceback(exc)
@@ -152,77 +134,4 @@ def evaluate(
         write_csv(report, csv_path)
 
 
-def bench(
-    size: str = typer.Option("1024x1024", help="Image size HxW (or a megapixel count like 12MP)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name."),
-    weights: str | None = typer.Option(None, help="A .safetensors model file."),
-    preset: str | None = typer.Option(None, help="Time a randomly initialised preset instead of trained weights."),
-    window: int | None = typer.Option(None, help="Tile size. Default: the model's training window, else 256."),
-    shift: int | None = typer.Option(None, help="Tile shift (default: 3/4 of the window)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    precision: str = typer.Option("auto", help="auto, fp32, fp16 or bf16."),
-    memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 2GiB."),
-    prior_steps: int | None = typer.Option(None, help="Prior sampling steps (models with a prior). Default: 20."),
-    repeats: int = typer.Option(1, help="Runs; the fastest is reported."),
-    json_path: Path | None = typer.Option(None, "--json", help="Also write the result as JSON."),
-) -> None:
-    """Throughput (megapixels/s) and peak memory of the tiled pipeline on a synthetic image."""
-    from rich.table import Table
-
-    from ..checkpoint import ModelBundle
-    from ..evaluation.bench import run_tiled, synthetic_image
-    from ..inference.memory import format_size
-    from ..models import PRESETS, Swintormer
-    from ..models import preset as make_preset
-
-    height, width = _parse_size(size)
-    if preset:
-        if preset not in PRESETS:
-            raise usage_error(f"unknown preset {preset!r}")
-        bundle, name, origin = ModelBundle(Swintormer(make_preset(preset)).eval(), None), f"{preset} (random)", "preset"
-    else:
-        resolved, bundle = load_bundle(ModelFlags(model=model, weights=weights))
-        name, origin = resolved.name, resolved.origin
-    flags = ModelFlags(device=device, precision=precision, memory_budget=memory_budget)
-    settings = inference_settings(window=window, shift=shift, prior_steps=prior_steps)
-    pipe = make_pipeline(flags, settings, bundle, name)
-    err.print(describe(pipe, origin))
-    image = synthetic_image(height, width, bundle.model.config.in_views)
-    result = run_tiled(pipe, image, repeats)
-    result.update(pipe.describe(), height=height, width=width)
-    table = Table(title="swintormer bench")
-    for column in ("model", "size", "device", "precision", "window/shift", "tiles", "batch", "MP/s", "peak memory"):
-        table.add_column(column)
-    table.add_row(
-        name,
-        f"{height}x{width} ({result['megapixels']:.1f} MP)",
-        result["device"],
-        result["precision"],
-        f"{result['window']}/{result['shift']}",
-        str(result["tiles"]),
-        str(result["batch"]),
-        f"{result['megapixels_per_s']:.3f}",
-        format_size(result["peak_bytes"]) if result["peak_bytes"] else "n/a",
-    )
-    out.print(table)
-    out.print_json(json.dumps(result))
-    if json_path:
-        from ..io import atomic_write_bytes
-
-        atomic_write_bytes(json_path, (json.dumps(result, indent=2) + "\n").encode())
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    t = text.strip().lower()
-    try:
-        if t.endswith("mp"):
-            mp = float(t[:-2]) * 1e6
-            height = int(round((mp * 3 / 4) ** 0.5))
-            return height, int(round(mp / height))
-        h, w = t.split("x")
-        return int(h), int(w)
-    except ValueError as exc:
-        raise usage_error(f"--size must be HxW or NMP (e.g. 3000x4000 or 12MP), got {text!r}") from exc
-
-
-__all__ = ["bench", "evaluate", "EXIT_FAILED"]
+__all__ = ["evaluate"]

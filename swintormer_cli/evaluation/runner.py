@@ -167,6 +167,29 @@ class EvalReport:
         }
 
 
+def model_record(resolved, bundle, pipeline) -> dict:
+    """What a report says about the model and how it ran: the resolved model (``weights.resolve_model``), its
+    loaded bundle, and the pipeline of the first setting."""
+    from ..weights import sha256_of
+
+    s = pipeline.settings
+    return {
+        "name": resolved.name,
+        "origin": resolved.origin,
+        "path": str(resolved.path),
+        "sha256": resolved.sha256 or sha256_of(resolved.path),
+        "prior": bundle.prior_kind,
+        "config": bundle.config.to_dict(),
+        "training": bundle.training,
+        "device": str(pipeline.device),
+        "precision": pipeline.precision,
+        "sampler": s.sampler,
+        "eta": s.eta,
+        "seed": s.seed,
+        "memory_budget": pipeline.memory_budget,
+    }
+
+
 def versions() -> dict:
     import diffusers
     import skimage
