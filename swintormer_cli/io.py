@@ -108,7 +108,7 @@ class LoadedImage:
         return self.pixels
 
     def to_float(self) -> np.ndarray:
-        return self.pixels.astype(np.float32) / (65535.0 if self.bit_depth == 16 else 255.0)
+        return to_unit(self.pixels)
 
 
 # -- reading --------------------------------------------------------------------------------------------
@@ -546,10 +546,66 @@ def write_image(
     return notes
 
 
+def pixel_peak(dtype) -> float:
+    """The value of white for pixels of ``dtype``: 65535 (uint16), 255 (uint8), 1 (float, already in [0, 1])."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint16:
+        return 65535.0
+    if dtype == np.uint8:
+        return 255.0
+    return 1.0
+
+
+def to_unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8/uint16 (or float) pixels -> float32 in [0, 1]."""
+    return pixels.astype(np.float32) / pixel_peak(pixels.dtype)
+
+
 def to_pixels(restored: np.ndarray, bit_depth: int) -> np.ndarray:
     """HxWx3 float in [0, 1] -> uint8 or uint16."""
-    peak = 65535.0 if bit_depth == 16 else 255.0
-    return np.round(np.clip(restored, 0, 1) * peak).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    return np.round(np.clip(restored, 0, 1) * pixel_peak(dtype)).astype(dtype)
+
+
+# -- folders of images ----------------------------------------------------------------------------------
+def is_image_name(path: Path) -> bool:
+    """Whether ``path`` has the suffix of an image this tool reads."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def natural_key(path: Path) -> list:
+    """Sort key putting ``2.png`` before ``10.png``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def list_images(root: str | Path, recursive: bool = True, key=None) -> list[Path]:
+    """The image files in a folder (and its subfolders), hidden files left out, sorted (by ``key``); a file
+    is a list of itself."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        (p for p in root.glob(pattern) if p.is_file() and is_image_name(p) and not p.name.startswith(".")), key=key
+    )
+
+
+def pair_images(
+    source_dirs: list[Path], target_dir: Path, key=None
+) -> tuple[list[tuple[list[Path], Path]], list[tuple[Path, Path]]]:
+    """Each target image with its source(s) of the same name, one from each source folder: (pairs, and the
+    (target, missing source) of each target left out)."""
+    pairs, missing = [], []
+    for target in list_images(target_dir, recursive=False, key=key):
+        sources = [Path(d) / target.name for d in source_dirs]
+        absent = [s for s in sources if not s.is_file()]
+        if absent:
+            missing.append((target, absent[0]))
+        else:
+            pairs.append((sources, target))
+    return pairs, missing
 
 
 __all__ = [
@@ -561,10 +617,16 @@ __all__ = [
     "atomic_write_bytes",
     "encode_image",
     "fsync_folder",
+    "is_image_name",
+    "list_images",
+    "natural_key",
     "one_line",
     "output_suffix",
+    "pair_images",
+    "pixel_peak",
     "read_image",
     "remove_partial_files",
     "to_pixels",
+    "to_unit",
     "write_image",
 ]

@@ -19,25 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from ..io import IMAGE_EXTENSIONS, ImageReadError, read_image
+from ..io import ImageReadError, list_images, pair_images, read_image, to_unit
 
 log = logging.getLogger("swintormer.data")
-
-
-def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
-    pattern = "**/*" if recursive else "*"
-    return sorted(
-        p
-        for p in root.glob(pattern)
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.parts[-1:])
-    )
 
 
 def sample_generator(seed: int, index: int) -> torch.Generator:
@@ -46,8 +30,7 @@ def sample_generator(seed: int, index: int) -> torch.Generator:
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
     """HxWxC uint8/uint16 -> CxHxW float32 in [0, 1]."""
-    scale = 65535.0 if array.dtype == np.uint16 else 255.0
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / scale
+    return torch.from_numpy(np.ascontiguousarray(to_unit(array))).permute(2, 0, 1)
 
 
 def augment(tensors: list[torch.Tensor], g: torch.Generator) -> list[torch.Tensor]:
@@ -156,13 +139,9 @@ class PairedSample:
 
 
 def _paired_paths(source_dirs: list[Path], target_dir: Path) -> list[tuple[list[Path], Path]]:
-    pairs = []
-    for target in list_images(target_dir, recursive=False):
-        sources = [d / target.name for d in source_dirs]
-        if all(s.is_file() for s in sources):
-            pairs.append((sources, target))
-        else:
-            log.warning("skipping %s: no source image with the same name", target)
+    pairs, missing = pair_images(source_dirs, target_dir)
+    for target, _ in missing:
+        log.warning("skipping %s: no source image with the same name", target)
     if not pairs:
         raise FileNotFoundError(f"no image pairs found for {target_dir}")
     return pairs

@@ -8,29 +8,13 @@ indices into that order.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..data.datasets import dpdd_dirs
-from ..io import IMAGE_EXTENSIONS, read_image
-
-
-def natural_key(path: Path) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(
-        (
-            p
-            for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-        ),
-        key=natural_key,
-    )
+from ..io import natural_key, pair_images, read_image, to_unit
 
 
 @dataclass
@@ -60,27 +44,18 @@ class EvalSet:
 
 def load_pixels(path: Path, bits: int) -> np.ndarray:
     """HxWx3 float32 in [0, 1], read at the protocol's bit depth."""
-    pixels = read_image(path, keep_alpha=False).rgb()
-    if bits == 8:
-        if pixels.dtype == np.uint16:
-            pixels = (pixels >> 8).astype(np.uint8)
-        return pixels.astype(np.float32) / 255.0
-    if pixels.dtype == np.uint8:
+    pixels = read_image(path, keep_alpha=False).pixels
+    if bits == 8 and pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    elif bits == 16 and pixels.dtype == np.uint8:
         pixels = pixels.astype(np.uint16) * 257
-    return pixels.astype(np.float32) / 65535.0
+    return to_unit(pixels)
 
 
 def _pair_items(source_dirs: list[Path], target_dir: Path) -> tuple[list[EvalItem], list[str]]:
-    missing = []
-    items = []
-    for target in _images(target_dir):
-        sources = [d / target.name for d in source_dirs]
-        absent = [s for s in sources if not s.is_file()]
-        if absent:
-            missing.append(f"{absent[0]}: missing (its target {target} has no source)")
-            continue
-        items.append(EvalItem(target.stem, sources, target))
-    return items, missing
+    pairs, missing = pair_images(source_dirs, target_dir, key=natural_key)
+    items = [EvalItem(target.stem, sources, target) for sources, target in pairs]
+    return items, [f"{absent}: missing (its target {target} has no source)" for target, absent in missing]
 
 
 def pairs_set(root: str | Path) -> EvalSet:

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..io import (
-    IMAGE_EXTENSIONS,
     ImageReadError,
     ImageWriteError,
+    is_image_name,
     one_line,
     output_suffix,
     read_image,
@@ -83,7 +83,7 @@ def _classify(path: Path, plan: Plan) -> Path | None:
         plan.problems.append(_broken_link(path))
     elif not path.is_file():
         plan.ignored["not image"] += 1  # a FIFO, a socket, a device
-    elif path.suffix.lower() in IMAGE_EXTENSIONS:
+    elif is_image_name(path):
         return path
     elif (kind := mimetypes.guess_type(path.name)[0] or "").startswith("image/"):
         plan.problems.append(
@@ -176,11 +176,7 @@ def plan_jobs(
 
     out = Path(output).expanduser() if output else None
     single_file_out = (
-        out is not None
-        and explicit_files == 1
-        and len(sources) == 1
-        and out.suffix.lower() in IMAGE_EXTENSIONS
-        and not out.is_dir()
+        out is not None and explicit_files == 1 and len(sources) == 1 and is_image_name(out) and not out.is_dir()
     )
     if suffix is None:
         suffix = "" if out is not None else "_deblurred"

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import ModelBundle
+from ..io import pixel_peak
 from ..models import Swintormer
 from ..prior import Prior, noise_draws
 from .device import precision_name, precision_reason, resolve_device, resolve_precision
@@ -139,12 +140,7 @@ class DeblurPipeline:
         array = np.asarray(image)
         if array.ndim != 3:
             raise ValueError(f"expected an HxWxC image, got shape {array.shape}")
-        if array.dtype == np.uint8:
-            scale = 255.0
-        elif array.dtype == np.uint16:
-            scale = 65535.0
-        else:
-            scale = 1.0
+        scale = pixel_peak(array.dtype)  # 1 for floats: already in [0, 1]
         x = torch.from_numpy(array.astype(np.float32) / scale).permute(2, 0, 1)
         y = self.restore(x, progress).permute(1, 2, 0).numpy()
         if scale == 1.0:

@@ -30,7 +30,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from ..checkpoint import init_from_file, load_model, save_model
-from ..data.datasets import PairedImages, PairedSample, SharpImages, StepSampler, collate_pairs, list_images
+from ..data.datasets import PairedImages, PairedSample, SharpImages, StepSampler, collate_pairs
 from ..data.degradation import Degradation, DegradationConfig
 from ..data.psf import kernel_size
 from ..inference.device import resolve_device, resolve_precision
@@ -147,7 +147,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.best_psnr = -math.inf
         self.autocast_dtype = self._autocast_dtype()
-        self._val_cache: dict[str, list] = {}
+        self._val_cache: dict = {}
         if resume:
             self._resume(resume)
 
@@ -310,9 +310,13 @@ class Trainer:
 
     # -- validation -----------------------------------------------------------------------------------
     def validate(self) -> dict:
-        from ..evaluation.metrics import finite_mean, gain_compensated_psnr, psnr, ssim
+        """Score the EMA weights on each validation set with the evaluation code (as ``swintormer eval`` does
+        on a paired folder): PSNR, SSIM, the input's PSNR, and gain-compensated PSNR when asked for."""
+        from dataclasses import replace
+
+        from ..evaluation.datasets import pairs_set
+        from ..evaluation.runner import Setting, evaluate
         from ..inference import DeblurPipeline
-        from ..io import read_image
 
         v = self.config.validation
         results = {}
@@ -322,23 +326,17 @@ class Trainer:
         pipe = DeblurPipeline(
             model, prior, window=window, shift=v.shift, device=self.device, precision="fp32", memory_budget="2GiB"
         )
+        setting = Setting(pipe.settings.window, pipe.settings.shift, pipe.settings.blend)
         for root in v.sets:
             if root not in self._val_cache:
-                targets = list_images(Path(root) / "target", recursive=False)[: v.max_images]
-                pairs = []
-                for t in targets:
-                    src = read_image(Path(root) / "source" / t.name, keep_alpha=False).to_float()
-                    pairs.append((src, read_image(t, keep_alpha=False).to_float()))
-                self._val_cache[root] = pairs
-            scores = {"psnr": [], "ssim": [], "input_psnr": [], "gc_psnr": []}
-            for src, tgt in self._val_cache[root]:
-                out = pipe(src)
-                scores["psnr"].append(psnr(out, tgt))
-                scores["ssim"].append(ssim(out, tgt))
-                scores["input_psnr"].append(psnr(src, tgt))
-                if v.gain_compensate:
-                    scores["gc_psnr"].append(gain_compensated_psnr(out, tgt))
-            results[Path(root).name] = {k: finite_mean(x) for k, x in scores.items() if x}
+                eval_set = pairs_set(root)
+                self._val_cache[root] = replace(eval_set, items=eval_set.items[: v.max_images], references={})
+            report = evaluate(self._val_cache[root], lambda _: pipe, [setting], gain_compensate=v.gain_compensate)
+            given, restored = report.rows[0].averages["all"], report.rows[1].averages["all"]
+            scores = {"psnr": restored["psnr"], "ssim": restored["ssim"], "input_psnr": given["psnr"]}
+            if v.gain_compensate:
+                scores["gc_psnr"] = restored["gc_psnr"]
+            results[Path(root).name] = scores
         model.train()
         if prior is not None:
             prior.train()
