@@ -36,8 +36,7 @@ def main() -> None:
     for recipe, cfg in (("disk (defocus-v1)", DegradationConfig.defocus_v1()), ("lens", DegradationConfig())):
         margin = kernel_size(cfg.max_radius[1] * (1 + cfg.chromatic[1]), cfg.gaussian[1]) // 2
         data = SharpImages([args.data], args.crop, margin, (0.5, 1.0), seed=0)
-        for i in range(len(data.store.paths)):  # decode once, as a cached training run does
-            data.store.get(i)
+        data.preload()  # decode once, as a cached training run does
         start = time.perf_counter()
         batches = [torch.stack([data[b * args.batch + j] for j in range(args.batch)]) for b in range(args.batches)]
         load = (time.perf_counter() - start) / (args.batches * args.batch)

@@ -37,7 +37,6 @@ def export_run(
     which: str = "best",
     description: str | None = None,
     window: int | None = None,
-    shift: int | None = None,
     make_default: bool = False,
     folder: str | Path | None = None,
 ) -> tuple[RegistryEntry, Path]:
@@ -71,7 +70,6 @@ def export_run(
         preset=(run_config.get("model") or {}).get("preset", ""),
         prior=bundle.prior_kind,
         window=int(window) if window else None,
-        shift=shift,
         card=f"{name}.md",
         training=training,
     )

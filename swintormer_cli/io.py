@@ -104,9 +104,6 @@ class LoadedImage:
     def width(self) -> int:
         return self.pixels.shape[1]
 
-    def rgb(self) -> np.ndarray:
-        return self.pixels
-
     def to_float(self) -> np.ndarray:
         return to_unit(self.pixels)
 

@@ -104,7 +104,6 @@ class RegistryEntry:
     preset: str = ""
     prior: str = "none"
     window: int | None = None
-    shift: int | None = None
     card: str | None = None
     hub: dict | None = None
     """{"repo_id": ..., "revision": <40-hex commit>, "filename": ...} when published."""
@@ -122,7 +121,6 @@ class RegistryEntry:
         "preset": str,
         "prior": str,
         "window": int,
-        "shift": int,
         "card": str,
         "hub": dict,
         "scores": dict,

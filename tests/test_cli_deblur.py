@@ -15,8 +15,7 @@ from swintormer_cli.inference.batch import Job, deblur_file, plan_jobs, shard
 from swintormer_cli.inference.device import native_bf16_cpu
 from swintormer_cli.io import read_image
 
-from .conftest import gradient_image, tiny_model
-from .test_io import _png_header, _truncated_jpeg
+from .helpers import gradient_image, png_header, tiny_model, truncated_jpeg
 
 runner = CliRunner()
 
@@ -128,9 +127,9 @@ def test_bad_inputs_each_give_one_line_and_the_batch_goes_on(tmp_path, model_fil
     (tmp_path / "empty").mkdir()
     Image.fromarray(gradient_image(30, 30)).save(src / "good.png")
     (src / "zero.png").write_bytes(b"")
-    (src / "cut.jpg").write_bytes(_truncated_jpeg())
+    (src / "cut.jpg").write_bytes(truncated_jpeg())
     (src / "noise.png").write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8)))
-    (src / "bomb.png").write_bytes(_png_header(100000, 100000))
+    (src / "bomb.png").write_bytes(png_header(100000, 100000))
     missing = tmp_path / "missing.png"
     result = run(
         "deblur", src, tmp_path / "empty", missing, "-o", tmp_path / "out", "--weights", model_file, "--window", 32

@@ -3,22 +3,14 @@ import logging
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from swintormer_cli.data.datasets import PairedImages, SharpImages, StepSampler, dpdd_dirs, list_images
 
-from .conftest import gradient_image
-
-
-def _photos(folder, n=3, size=(80, 100)):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(gradient_image(*size, seed=i)).save(folder / f"{i}.png")
-    return folder
+from .helpers import gradient_image, write_photos
 
 
 def test_sharp_crops_are_a_function_of_seed_and_index(tmp_path):
-    root = _photos(tmp_path / "photos")
+    root = write_photos(tmp_path / "photos")
     a = SharpImages([root], crop_size=32, margin=4, scale=(0.5, 1.0), seed=1)
     b = SharpImages([root], crop_size=32, margin=4, scale=(0.5, 1.0), seed=1, cache=False)
     assert a[5].shape == (3, 40, 40)
@@ -27,7 +19,7 @@ def test_sharp_crops_are_a_function_of_seed_and_index(tmp_path):
 
 
 def test_a_corrupt_training_image_is_skipped_with_a_warning(tmp_path, caplog):
-    root = _photos(tmp_path / "photos", n=2)
+    root = write_photos(tmp_path / "photos", n=2)
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     ds = SharpImages([root], crop_size=16, seed=0)
     with caplog.at_level(logging.WARNING, logger="swintormer.data"):
@@ -38,7 +30,7 @@ def test_a_corrupt_training_image_is_skipped_with_a_warning(tmp_path, caplog):
 
 
 def test_list_images_skips_hidden_and_non_images(tmp_path):
-    _photos(tmp_path, n=1)
+    write_photos(tmp_path, n=1)
     (tmp_path / "x.txt").write_text("x")
     (tmp_path / ".y.png").write_bytes(b"")
     assert [p.name for p in list_images(tmp_path)] == ["0.png"]
@@ -85,8 +77,8 @@ def test_dpdd_training_layouts(tmp_path, layout, views):
 
 
 def test_paired_folder(tmp_path):
-    _photos(tmp_path / "pairs" / "source")
-    _photos(tmp_path / "pairs" / "target")
+    write_photos(tmp_path / "pairs" / "source")
+    write_photos(tmp_path / "pairs" / "target")
     ds = PairedImages.from_folder(tmp_path / "pairs", crop_size=32)
     s = ds[3]
     assert s.source.shape == s.target.shape == (3, 32, 32)

@@ -8,7 +8,7 @@ from swintormer_cli.evaluation.metrics import psnr
 from swintormer_cli.inference import DeblurPipeline
 from swintormer_cli.weights import Registry, resolve_model
 
-from .conftest import gradient_image
+from .helpers import gradient_image
 
 
 def test_the_shipped_models_are_embedded_and_verified():

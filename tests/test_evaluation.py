@@ -11,7 +11,7 @@ from swintormer_cli.evaluation.datasets import dpdd_set, load_pixels, pairs_set
 from swintormer_cli.evaluation.metrics import MAX_PSNR, gain_compensated_psnr, mae, psnr, ssim
 from swintormer_cli.evaluation.runner import sweep
 
-from .conftest import gradient_image
+from .helpers import gradient_image
 
 
 def test_psnr_of_a_known_mse():

@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 from swintormer_cli.cli import app
 from swintormer_cli.io import read_image
 
-from .conftest import gradient_image
-from .test_io import _png_header, _truncated_jpeg, _truncated_png
+from .helpers import gradient_image, png_header, truncated_jpeg, truncated_png
 
 
 def _bytes(image: Image.Image, fmt: str, **params) -> bytes:
@@ -57,10 +56,10 @@ def _fuzz_folder(folder):
     bad = {
         "zero.png": b"",
         "random.jpg": bytes(np.random.default_rng(7).integers(0, 256, 700, dtype=np.uint8)),
-        "truncated.png": _truncated_png(),
-        "truncated.jpg": _truncated_jpeg(),
+        "truncated.png": truncated_png(),
+        "truncated.jpg": truncated_jpeg(),
         "text.png": b"this is a text file with an image's name\n",
-        "bomb.png": _png_header(100_000, 100_000),
+        "bomb.png": png_header(100_000, 100_000),
         "header-only.jpg": _bytes(rgb, "JPEG")[:200],
     }
     for name, data in bad.items():

@@ -5,7 +5,7 @@ import torch
 from swintormer_cli.inference import Accumulator, DeblurPipeline, TileGrid, merge_weights, parse_size
 from swintormer_cli.inference.memory import format_size, is_out_of_memory
 
-from .conftest import gradient_image, tiny_model
+from .helpers import gradient_image, tiny_model
 
 
 def test_grid_covers_the_image_and_snaps_to_the_edge():

@@ -1,8 +1,5 @@
 import functools
-import io
 import os
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -11,7 +8,7 @@ from PIL import Image, ImageCms
 from swintormer_cli import io as sio
 from swintormer_cli.io import ImageReadError, ImageWriteError, read_image, write_image
 
-from .conftest import gradient_image
+from .helpers import gradient_image, png_header, truncated_jpeg, truncated_png
 
 
 @functools.cache
@@ -104,36 +101,14 @@ def test_non_ascii_paths(tmp_path):
     assert read_image(path).pixels.shape == (8, 8, 3)
 
 
-def _png_header(width: int, height: int) -> bytes:
-    def chunk(kind, payload):
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
-    )
-
-
-def _truncated_jpeg() -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(gradient_image(64, 64)).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()[: len(buf.getvalue()) // 2]
-
-
-def _truncated_png() -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(gradient_image(64, 64)).save(buf, format="PNG")
-    return buf.getvalue()[: len(buf.getvalue()) // 2]
-
-
 @pytest.mark.parametrize(
     "name,data,message",
     [
         ("empty.png", b"", "empty file"),
         ("random.png", bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8)), "not an image"),
-        ("cut.jpg", _truncated_jpeg(), "truncated"),
-        ("cut.png", _truncated_png(), "truncated"),
-        ("bomb.png", _png_header(100000, 100000), "decompression bomb"),
+        ("cut.jpg", truncated_jpeg(), "truncated"),
+        ("cut.png", truncated_png(), "truncated"),
+        ("bomb.png", png_header(100000, 100000), "decompression bomb"),
     ],
 )
 def test_bad_files_give_one_clear_line(tmp_path, name, data, message):

@@ -4,7 +4,7 @@ import torch
 from swintormer_cli.models import PRESETS, Swintormer, count_macs, preset
 from swintormer_cli.models.attention import ChannelAttention, GatedFeedForward, MixedAttention, WindowAttention
 
-from .conftest import tiny_config, tiny_model
+from .helpers import tiny_config, tiny_model
 
 
 @pytest.mark.parametrize("in_views", [1, 2])

@@ -9,7 +9,7 @@ from swintormer_cli.prior import LDMSuperResolutionPrior, make_sampler, noise_dr
 from swintormer_cli.prior.base import ddpm_step
 from swintormer_cli.training.stages import joint_loss, prior_loss, restorer_loss, set_trainable
 
-from .conftest import tiny_config, tiny_model, tiny_prior
+from .helpers import tiny_config, tiny_model, tiny_prior
 
 
 def _count_calls(module):
@@ -274,7 +274,7 @@ def test_eta_defaults_to_the_priors_own(tmp_path, model_file):
 
     from swintormer_cli.cli import app
 
-    from .conftest import gradient_image
+    from .helpers import gradient_image
 
     _tiny_ldm(tmp_path / "ldm")
     model = Swintormer(tiny_config(prior_channels=3, prior_scale=2))

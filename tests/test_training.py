@@ -16,17 +16,17 @@ from swintormer_cli.training.config import load_config
 from swintormer_cli.training.trainer import Trainer, learning_rate
 from swintormer_cli.weights import Registry, resolve_model
 
-from .test_data import _photos
+from .helpers import write_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tiny-cpu.yaml"
 
 
 def _overrides(tmp_path, out, steps=20, every=5):
-    photos = _photos(tmp_path / "photos", n=3, size=(72, 90))
+    photos = write_photos(tmp_path / "photos", n=3, size=(72, 90))
     val = tmp_path / "val"
-    _photos(val / "source", n=1, size=(40, 48))
-    _photos(val / "target", n=1, size=(40, 48))
+    write_photos(val / "source", n=1, size=(40, 48))
+    write_photos(val / "target", n=1, size=(40, 48))
     return [
         f"output_dir={out}",
         f"max_steps={steps}",

@@ -298,7 +298,7 @@ def test_a_broken_model_file_is_a_one_line_error(tmp_path, model_file, case):
 
     from swintormer_cli.cli import app
 
-    from .conftest import gradient_image
+    from .helpers import gradient_image
 
     path = _broken_model_file(model_file, tmp_path, case)
     with pytest.raises(WeightsError) as info:
@@ -328,7 +328,7 @@ def test_a_broken_registry_is_a_one_line_error(tmp_path, text, monkeypatch):
 
     from swintormer_cli.cli import app
 
-    from .conftest import gradient_image
+    from .helpers import gradient_image
 
     Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
     user = tmp_path / "home" / "weights"

@@ -126,7 +126,6 @@ def export(
     description: str | None = typer.Option(
         None, help="One line for `weights list` (default: the existing entry's, when re-exporting)."
     ),
-    shift: int | None = typer.Option(None, help="Default shift to record (default: 3/4 of the window)."),
     window: int | None = typer.Option(None, help="Default window to record (default: the run's validation window)."),
     make_default: bool = typer.Option(False, "--default", help="Make it the registry's default model."),
     folder: Path | None = typer.Option(
@@ -152,7 +151,6 @@ def export(
             which=which,
             description=description,
             window=window,
-            shift=shift,
             make_default=make_default,
             folder=folder,
         )

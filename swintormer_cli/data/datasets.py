@@ -104,6 +104,11 @@ class SharpImages(Dataset):
     def __len__(self) -> int:
         return 2**62  # indexed by global sample number
 
+    def preload(self) -> None:
+        """Decode every photo now (kept when ``cache``), as a cached training run has after its first pass."""
+        for i in range(len(self.store.paths)):
+            self.store.get(i)
+
     def __getitem__(self, index: int) -> torch.Tensor:
         g = sample_generator(self.seed, index)
         for _ in range(100):
@@ -208,8 +213,8 @@ class PairedImages(Dataset):
             return self._images[i]
         sources, target = self.pairs[i]
         try:
-            src = torch.cat([_to_tensor(read_image(p, keep_alpha=False).rgb()) for p in sources])
-            tgt = _to_tensor(read_image(target, keep_alpha=False).rgb())
+            src = torch.cat([_to_tensor(read_image(p, keep_alpha=False).pixels) for p in sources])
+            tgt = _to_tensor(read_image(target, keep_alpha=False).pixels)
         except ImageReadError as exc:
             self.bad.add(i)
             log.warning("skipping %s: %s", exc.path, exc.reason)

@@ -1,4 +1,4 @@
-"""Throughput and peak memory of the tiled pipeline (or a plain whole-image forward) on one image size."""
+"""Throughput and peak memory of the tiled pipeline on one image size."""
 
 from __future__ import annotations
 
@@ -37,19 +37,3 @@ def run_tiled(pipeline, image: torch.Tensor, repeats: int = 1) -> dict:
         "tiles": len(pipeline.grid(image.shape[-2], image.shape[-1])),
         "batch": pipeline.tile_batch,
     }
-
-
-@torch.no_grad()
-def run_whole(model, image: torch.Tensor, device: torch.device, prior=None, prior_steps: int = 20) -> dict:
-    """The plain forward on the whole image at once, for comparison."""
-    meter = PeakMeter(device)
-    x = image[None].to(device)
-    with meter.measure():
-        start = time.perf_counter()
-        guide = prior(x, steps=prior_steps, generator=torch.Generator().manual_seed(0)) if prior is not None else None
-        model(x, guide)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - start
-    mp = image.shape[-2] * image.shape[-1] / 1e6
-    return {"megapixels": mp, "seconds": seconds, "megapixels_per_s": mp / seconds, "peak_bytes": meter.peak}

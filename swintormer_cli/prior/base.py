@@ -143,9 +143,3 @@ class Prior(nn.Module):
             else:
                 z = ddpm_step(scheduler, out, int(t), z, step_noise)
         return z
-
-    def draw_noise(
-        self, batch: int, height: int, width: int, steps: int, sampler: str, eta: float, generator, device
-    ) -> torch.Tensor:
-        shape = (noise_draws(steps, sampler, eta), batch, *self.latent_shape(height, width))
-        return torch.randn(shape, generator=generator, device=device)

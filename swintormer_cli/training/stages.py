@@ -23,8 +23,6 @@ from ..models import Swintormer
 from ..prior import Prior
 from .config import STAGE_ORDER
 
-STAGE_NAMES = STAGE_ORDER
-
 
 def trainable_modules(stage: str, model: Swintormer, prior: Prior | None) -> list[nn.Module]:
     if stage == "restorer":
@@ -37,7 +35,7 @@ def trainable_modules(stage: str, model: Swintormer, prior: Prior | None) -> lis
         return [prior.cond_encoder, prior.denoiser]
     if stage == "joint":
         return [model, prior.cond_encoder, prior.denoiser]
-    raise ValueError(f"unknown stage {stage!r}; choose from {STAGE_NAMES}")
+    raise ValueError(f"unknown stage {stage!r}; choose from {STAGE_ORDER}")
 
 
 def set_trainable(stage: str, model: Swintormer, prior: Prior | None) -> list[nn.Parameter]:
