@@ -17,7 +17,6 @@ import torch
 
 from swintormer_cli.data.datasets import SharpImages
 from swintormer_cli.data.degradation import Degradation, DegradationConfig
-from swintormer_cli.data.psf import kernel_size
 from swintormer_cli.models import Swintormer, preset
 
 
@@ -34,8 +33,7 @@ def main() -> None:
     results = []
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for recipe, cfg in (("disk (defocus-v1)", DegradationConfig.defocus_v1()), ("lens", DegradationConfig())):
-        margin = kernel_size(cfg.max_radius[1] * (1 + cfg.chromatic[1]), cfg.gaussian[1]) // 2
-        data = SharpImages([args.data], args.crop, margin, (0.5, 1.0), seed=0)
+        data = SharpImages([args.data], args.crop, cfg.margin, (0.5, 1.0), seed=0)
         data.preload()  # decode once, as a cached training run does
         start = time.perf_counter()
         batches = [torch.stack([data[b * args.batch + j] for j in range(args.batch)]) for b in range(args.batches)]

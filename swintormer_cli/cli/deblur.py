@@ -164,17 +164,9 @@ class _Progress:
         self.enabled = enabled
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from ..progress import progress_bar
 
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=False,
-        )
-        self.bar.start()
+        self.bar = progress_bar("{task.description}", console=err)
         self.files = self.bar.add_task("files", total=total)
         self.tile_task = None
 

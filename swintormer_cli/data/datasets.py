@@ -152,6 +152,33 @@ def _paired_paths(source_dirs: list[Path], target_dir: Path) -> list[tuple[list[
     return pairs
 
 
+def training_data(
+    kind: str,
+    roots: list[str],
+    crop_size: int,
+    *,
+    margin: int = 0,
+    scale=(1.0, 1.0),
+    views: str = "single",
+    seed: int = 0,
+    cache: bool = True,
+):
+    """(dataset, collate function) for training data of ``kind``: ``sharp`` photos (crops with ``margin``
+    pixels around them, degraded later), ``pairs`` (source/ + target/ folders) or ``dpdd`` (its train split)."""
+    if kind == "sharp":
+        if not roots:
+            raise ValueError("data.roots is empty: give one or more folders of sharp photos")
+        return SharpImages(roots, crop_size, margin, scale, seed, cache), torch.stack
+    if kind == "pairs":
+        pairs = []
+        for root in roots:
+            pairs += PairedImages.from_folder(root, crop_size, seed=seed).pairs
+        return PairedImages(pairs, crop_size, seed=seed, cache=cache), collate_pairs
+    if kind == "dpdd":
+        return PairedImages.from_dpdd(roots[0], crop_size, views=views, seed=seed, cache=cache), collate_pairs
+    raise ValueError(f"data.kind must be sharp, pairs or dpdd, got {kind!r}")
+
+
 def dpdd_dirs(root: str | Path, split: str, views: str) -> tuple[list[Path], Path]:
     """(source folders, target folder) of a DPDD split in either layout.
 

@@ -113,6 +113,12 @@ class DegradationConfig(DictConfig):
         if not 0.0 <= self.disk_fraction <= 1.0:
             raise ValueError(f"disk_fraction must be in [0, 1], got {self.disk_fraction}")
 
+    @property
+    def margin(self) -> int:
+        """Pixels a crop needs around it so the widest blur of this recipe spreads in real content (the
+        trainer cuts it off after degrading)."""
+        return kernel_size(self.max_radius[1] * (1 + self.chromatic[1]), self.gaussian[1]) // 2
+
     @classmethod
     def defocus_v1(cls) -> DegradationConfig:
         """The exact recipe of the kodak24-defocus benchmark."""

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -29,15 +28,15 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
-from ..checkpoint import init_from_file, load_model, save_model
-from ..data.datasets import PairedImages, PairedSample, SharpImages, StepSampler, collate_pairs
+from ..checkpoint import init_from_file, load_model
+from ..data.datasets import PairedSample, StepSampler, training_data
 from ..data.degradation import Degradation, DegradationConfig
-from ..data.psf import kernel_size
 from ..inference.device import resolve_device, resolve_precision
 from ..inference.memory import keep_freed_memory
 from ..models import Swintormer, preset
 from ..prior import LatentPrior, LatentPriorConfig
 from . import distributed
+from .checkpoints import checkpoint_folder, truncate_metrics, write_checkpoint
 from .config import TrainConfig, dump_config
 from .stages import StageLoss, set_trainable
 
@@ -158,33 +157,21 @@ class Trainer:
         return None if dtype == torch.float32 else dtype
 
     def _margin(self) -> int:
-        if self.degradation is None:
-            return 0
-        d = self.degradation.config
-        return kernel_size(d.max_radius[1] * (1 + d.chromatic[1]), d.gaussian[1]) // 2
+        return self.degradation.config.margin if self.degradation is not None else 0
 
     def _loader(self, start: int) -> DataLoader:
         c = self.config
         data = c.data
-        seed = c.seed
-        if data.kind == "sharp":
-            if not data.roots:
-                raise ValueError("data.roots is empty: give one or more folders of sharp photos")
-            dataset = SharpImages(data.roots, data.crop_size, self._margin(), data.scale, seed, data.cache)
-            collate = torch.stack
-        elif data.kind == "pairs":
-            pairs = []
-            for root in data.roots:
-                pairs += PairedImages.from_folder(root, data.crop_size, seed=seed).pairs
-            dataset = PairedImages(pairs, data.crop_size, seed=seed, cache=data.cache)
-            collate = collate_pairs
-        elif data.kind == "dpdd":
-            dataset = PairedImages.from_dpdd(
-                data.roots[0], data.crop_size, views=data.views, seed=seed, cache=data.cache
-            )
-            collate = collate_pairs
-        else:
-            raise ValueError(f"data.kind must be sharp, pairs or dpdd, got {data.kind!r}")
+        dataset, collate = training_data(
+            data.kind,
+            data.roots,
+            data.crop_size,
+            margin=self._margin(),
+            scale=data.scale,
+            views=data.views,
+            seed=c.seed,
+            cache=data.cache,
+        )
         sampler = StepSampler(start, c.max_steps, c.batch_size, self.dist.rank, self.dist.world)
         return DataLoader(
             dataset,
@@ -250,14 +237,8 @@ class Trainer:
         folder = self.run_dir / "checkpoints" / name
         if not self.dist.is_main:
             return folder
-        staging = folder.with_name(f".{name}.writing")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
         ema_model = self.ema.module["restorer"]
         ema_prior = self.ema.module["prior"] if self.prior is not None else None
-        record = self._training_record()
-        save_model(staging / "model.safetensors", self.model, self.prior, record)
-        save_model(staging / "ema.safetensors", ema_model, ema_prior, record)
         state = {
             "step": self.step,
             "stage": self.stage,
@@ -266,17 +247,11 @@ class Trainer:
             "best_psnr": self.best_psnr,
             "torch_rng": torch.get_rng_state(),
         }
-        torch.save(state, staging / "state.pt")
-        _publish(staging, folder)
+        write_checkpoint(folder, (self.model, self.prior), (ema_model, ema_prior), self._training_record(), state)
         return folder
 
     def _resume(self, spec: str) -> None:
-        folder = self.run_dir / "checkpoints" / "last" if spec == "auto" else Path(spec)
-        if folder.is_file():
-            folder = folder.parent
-        previous = folder.with_name(f".{folder.name}.previous")
-        if not folder.exists() and previous.is_dir():
-            folder = previous  # killed between the two renames of _publish
+        folder = checkpoint_folder(self.run_dir, spec)
         if not (folder / "state.pt").is_file():
             if spec == "auto":
                 start = f"the weights of {self.config.init_from}" if self.config.init_from else "scratch"
@@ -293,7 +268,7 @@ class Trainer:
         state = torch.load(folder / "state.pt", map_location=self.device, weights_only=True)
         self.step = int(state["step"])
         if self.dist.is_main:  # the steps after the checkpoint run again: their records go
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         self.best_psnr = float(state["best_psnr"])
         self.ema.n_averaged.copy_(state["ema_n_averaged"])
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -424,57 +399,6 @@ class Trainer:
         return self.run_dir
 
 
-def _publish(staging: Path, folder: Path) -> None:
-    """Make ``staging`` the checkpoint ``folder`` in one atomic step: a kill at any instant leaves the old
-    checkpoint or the new one, complete.
-
-    ``folder`` (``checkpoints/last``) is a symbolic link to a hidden folder of its own (``.last.<id>``): the
-    new folder gets such a name, a new link to it is made beside, and renamed over the old link (a rename is
-    atomic); then the old folder and any leftovers of killed saves are removed. A real folder at ``folder``
-    (from an older version) is first moved to ``.NAME.previous``, which ``_resume`` falls back on."""
-    from ..io import fsync_folder
-
-    parent = folder.parent
-    for path in staging.iterdir():  # durable before they are published (torch.save does not sync)
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    target = parent / f".{folder.name}.{time.time_ns():x}-{os.getpid()}"
-    os.replace(staging, target)
-    link = parent / f".{folder.name}.link"
-    if link.is_symlink() or link.exists():
-        os.unlink(link)
-    os.symlink(target.name, link)
-    if folder.is_dir() and not folder.is_symlink():  # a real folder, written by an older version
-        previous = folder.with_name(f".{folder.name}.previous")
-        shutil.rmtree(previous, ignore_errors=True)  # that version's leftover: ``folder`` is complete
-        os.replace(folder, previous)
-    os.replace(link, folder)
-    fsync_folder(parent)
-    for stale in parent.glob(f".{folder.name}.*"):
-        if stale != target:
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                stale.unlink(missing_ok=True)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Keep the records of steps up to ``step`` (and no line a kill cut short), rewritten atomically."""
-    from ..io import atomic_write_bytes
-
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
-            kept.append(line + "\n")
-    atomic_write_bytes(path, "".join(kept).encode())
-
-
 def _plain_line(record: dict, total: int) -> str:
     eta = (total - record["step"]) / max(record["steps_per_s"], 1e-9)
     return (
@@ -490,16 +414,12 @@ class _ProgressBar:
         self.enabled = enabled
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from ..progress import progress_bar
 
-        self.progress = Progress(
-            TextColumn("[bold]train[/] {task.fields[stage]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.5f} lr {task.fields[lr]:.2e} {task.fields[rate]:.2f} it/s"),
-            TimeRemainingColumn(),
+        self.progress = progress_bar(
+            "[bold]train[/] {task.fields[stage]}",
+            "loss {task.fields[loss]:.5f} lr {task.fields[lr]:.2e} {task.fields[rate]:.2f} it/s",
         )
-        self.progress.start()
         self.task = self.progress.add_task("train", total=total, completed=start, loss=0.0, lr=0.0, stage="", rate=0.0)
         self.t0, self.s0 = time.time(), start
 
