@@ -18,6 +18,7 @@ Every registered file's sha256 is checked before it is loaded; only safetensors 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .checkpoint import CheckpointError, ModelBundle, load_model
+from .config_dict import from_data
 from .io import atomic_write_bytes
 
 REGISTRY_FILE = "registry.json"
@@ -94,6 +96,10 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+_NOT_SAVED = ("folder", "origin")
+"""RegistryEntry fields set from where the registry was found, never read from or written to it."""
+
+
 @dataclass
 class RegistryEntry:
     name: str
@@ -114,19 +120,6 @@ class RegistryEntry:
     origin: str = field(default="embedded", compare=False)
     """``embedded`` (the package's folder, or a folder given explicitly) or ``user``; not saved."""
 
-    _TYPES = {
-        "file": str,
-        "sha256": str,
-        "description": str,
-        "preset": str,
-        "prior": str,
-        "window": int,
-        "card": str,
-        "hub": dict,
-        "scores": dict,
-        "training": dict,
-    }
-
     @classmethod
     def from_dict(cls, name: str, data: dict) -> RegistryEntry:
         """An entry from its registry data; paths in it must stay inside the registry's folder (or the Hub
@@ -135,13 +128,9 @@ class RegistryEntry:
             raise ValueError("its entry is not a JSON object")
         if "file" not in data:
             raise ValueError("its entry has no 'file'")
-        fields = {k: v for k, v in data.items() if k in cls._TYPES}
-        for key, value in fields.items():
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, cls._TYPES[key]):
-                raise ValueError(f"{key!r} should be a {cls._TYPES[key].__name__}, got {value!r}")
-        entry = cls(name=name, **fields)
+        # ``shift`` was written by `weights export --shift` before 0.1.1 and never read: tolerated, dropped.
+        data = {k: v for k, v in data.items() if k != "shift"}
+        entry = from_data(cls, data, "its entry", skip=_NOT_SAVED, name=name)
         inside_path(entry.file, "file")
         if entry.card is not None:
             inside_path(entry.card, "card")
@@ -150,7 +139,8 @@ class RegistryEntry:
         return entry
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k in self._TYPES and v is not None}
+        saved = {f.name for f in dataclasses.fields(self)} - {"name", *_NOT_SAVED}
+        return {k: v for k, v in self.__dict__.items() if k in saved and v is not None}
 
     @property
     def local_path(self) -> Path | None:

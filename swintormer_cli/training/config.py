@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from ..config_dict import from_data
+
 STAGE_ORDER: tuple[str, ...] = ("encoder", "restorer", "prior", "joint")
 """The training stages in the order ``stage: all`` runs them (training/stages.py says what each does)."""
 STAGES: tuple[str, ...] = (*STAGE_ORDER, "all")
@@ -160,31 +162,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _build(cls, data: dict, where: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-    kwargs = {}
-    for name, value in data.items():
-        sub = _SECTIONS.get((cls, name))
-        kwargs[name] = _build(sub, value, f"{where}.{name}") if sub else value
-        if isinstance(kwargs[name], list) and fields[name].type.startswith("tuple"):
-            kwargs[name] = tuple(kwargs[name])
-    return cls(**kwargs)
-
-
-_SECTIONS = {
-    (TrainConfig, "model"): ModelSection,
-    (TrainConfig, "prior"): PriorSection,
-    (TrainConfig, "data"): DataSection,
-    (TrainConfig, "optim"): OptimSection,
-    (TrainConfig, "validation"): ValidationSection,
-}
-
-
 def apply_override(data: dict, assignment: str) -> None:
     """Apply ``a.b.c=value`` (value parsed as YAML) to a nested dict, in place."""
     if "=" not in assignment:
@@ -239,7 +216,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     for assignment in overrides or []:
         apply_override(data, assignment)
     where = str(path) if path else "config"
-    return _build(TrainConfig, data, where)
+    return from_data(TrainConfig, data, where)
 
 
 def dump_config(config: TrainConfig, path: str | Path) -> None:
