@@ -69,3 +69,13 @@ def test_an_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["swintormer", "--debug", "weights", "list"])
     with pytest.raises(RuntimeError, match="disk on fire"):
         main()
+
+
+def test_shared_flags_are_offered_alike_by_every_command_that_runs_a_model():
+    for command in ("deblur", "eval", "bench"):
+        text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "TERM": "dumb"}).output
+        for flag in ("--model", "--weights", "--device", "--precision", "--memory-budget", "--workers"):
+            assert flag in text, (command, flag)
+    for command in ("deblur", "eval"):
+        text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "TERM": "dumb"}).output
+        assert "--quiet" in text and "--debug" in text and "--seed" in text and "--eta" in text

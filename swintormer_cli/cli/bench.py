@@ -10,25 +10,32 @@ import typer
 from .common import (
     ModelFlags,
     describe,
+    device_option,
     err,
     inference_settings,
     load_bundle,
     make_pipeline,
+    memory_budget_option,
+    model_option,
     out,
+    precision_option,
     usage_error,
+    weights_option,
+    workers_option,
 )
 
 
 def bench(
     size: str = typer.Option("1024x1024", help="Image size HxW (or a megapixel count like 12MP)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name."),
-    weights: str | None = typer.Option(None, help="A .safetensors model file."),
+    model: str | None = model_option(),
+    weights: str | None = weights_option(),
     preset: str | None = typer.Option(None, help="Time a randomly initialised preset instead of trained weights."),
     window: int | None = typer.Option(None, help="Tile size. Default: the model's training window, else 256."),
     shift: int | None = typer.Option(None, help="Tile shift (default: 3/4 of the window)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    precision: str = typer.Option("auto", help="auto, fp32, fp16 or bf16."),
-    memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 2GiB."),
+    device: str = device_option(),
+    precision: str = precision_option(),
+    memory_budget: str | None = memory_budget_option(),
+    workers: int | None = workers_option(),
     prior_steps: int | None = typer.Option(None, help="Prior sampling steps (models with a prior). Default: 20."),
     repeats: int = typer.Option(1, help="Runs; the fastest is reported."),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the result as JSON."),
@@ -51,7 +58,7 @@ def bench(
         resolved, bundle = load_bundle(ModelFlags(model=model, weights=weights))
         name, origin = resolved.name, resolved.origin
     flags = ModelFlags(device=device, precision=precision, memory_budget=memory_budget)
-    settings = inference_settings(window=window, shift=shift, prior_steps=prior_steps)
+    settings = inference_settings(window=window, shift=shift, prior_steps=prior_steps, workers=workers)
     pipe = make_pipeline(flags, settings, bundle, name)
     err.print(describe(pipe, origin))
     image = synthetic_image(height, width, bundle.model.config.in_views)

@@ -25,6 +25,51 @@ class State:
 state = State()
 
 
+# -- the flags several commands share: one definition each, so they read and behave the same everywhere ------
+def model_option():
+    return typer.Option(
+        None, "--model", "-m", help="Registered model name (see `weights list`). Default: the registry's default."
+    )
+
+
+def weights_option():
+    return typer.Option(None, help="A .safetensors model file or a folder holding one.")
+
+
+def device_option():
+    return typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps.")
+
+
+def precision_option():
+    return typer.Option(
+        "auto", help="auto (CPU: bf16 where it is native, else fp32; GPU: bf16/fp16), fp32, fp16 or bf16."
+    )
+
+
+def memory_budget_option():
+    return typer.Option(None, help="Memory for tiles, e.g. 4GiB. Default: half of free memory (GPU: 70%).")
+
+
+def sampler_option():
+    return typer.Option(None, help="Prior sampler: ddim (the default) or ddpm.")
+
+
+def eta_option():
+    return typer.Option(
+        None, help="DDIM eta (0: deterministic). Default: the prior's (latent 0, ldm-sr 1 as the paper's script)."
+    )
+
+
+def seed_option():
+    return typer.Option(None, help="Seed of the prior's noise: the same seed gives the same image. Default: 0.")
+
+
+def workers_option():
+    return typer.Option(
+        None, help="CPU: tile batches run at once, one thread each. Default: one per thread torch uses."
+    )
+
+
 def quiet_option(help: str):
     """``-q/--quiet``, the same flag in every command that reports progress."""
     return typer.Option(False, "--quiet", "-q", help=help)

@@ -13,16 +13,25 @@ from .common import (
     ModelFlags,
     debug_option,
     describe,
+    device_option,
     err,
     escape,
+    eta_option,
     inference_settings,
     interactive,
     load_bundle,
     make_pipeline,
+    memory_budget_option,
+    model_option,
+    precision_option,
     quiet_option,
+    sampler_option,
+    seed_option,
     show_traceback,
     state,
     usage_error,
+    weights_option,
+    workers_option,
 )
 
 
@@ -37,29 +46,21 @@ def deblur(
     quality: int = typer.Option(95, min=1, max=100, help="JPEG/WebP quality."),
     overwrite: bool = typer.Option(False, help="Replace existing outputs (default: skip them, so a batch resumes)."),
     strip_metadata: bool = typer.Option(False, help="Do not copy EXIF and the ICC profile to the outputs."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name (see `weights list`)."),
-    weights: str | None = typer.Option(None, help="A .safetensors model file or a folder holding one."),
+    model: str | None = model_option(),
+    weights: str | None = weights_option(),
     window: int | None = typer.Option(None, help="Tile size in pixels. Default: the model's training window."),
     shift: int | None = typer.Option(None, help="Distance between tile origins. Default: 3/4 of the window."),
     blend: str | None = typer.Option(None, help="Merge overlaps by average (the paper, the default) or feather."),
-    memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 4GiB. Default: half of free memory."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    precision: str = typer.Option(
-        "auto", help="auto (CPU: bf16 where it is native, else fp32; GPU: bf16/fp16), fp32, fp16 or bf16."
-    ),
+    memory_budget: str | None = memory_budget_option(),
+    device: str = device_option(),
+    precision: str = precision_option(),
     prior_steps: int | None = typer.Option(
         None, help="Diffusion prior sampling steps (models with a prior). Default: 20."
     ),
-    sampler: str | None = typer.Option(None, help="Prior sampler: ddim (the default) or ddpm."),
-    eta: float | None = typer.Option(
-        None, help="DDIM eta (0: deterministic). Default: the prior's (latent 0, ldm-sr 1 as the paper's script)."
-    ),
-    seed: int | None = typer.Option(
-        None, help="Seed of the prior's noise: the same seed gives the same image. Default: 0."
-    ),
-    workers: int | None = typer.Option(
-        None, help="CPU: tile batches run at once, one thread each. Default: one per thread torch uses."
-    ),
+    sampler: str | None = sampler_option(),
+    eta: float | None = eta_option(),
+    seed: int | None = seed_option(),
+    workers: int | None = workers_option(),
     quiet: bool = quiet_option("Only errors, the set-up line and the summary."),
     debug: bool = debug_option(),
 ) -> None:

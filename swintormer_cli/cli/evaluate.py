@@ -10,18 +10,27 @@ from .common import (
     ModelFlags,
     debug_option,
     describe,
+    device_option,
     err,
+    eta_option,
     failure,
     inference_settings,
     load_bundle,
     make_pipeline,
+    memory_budget_option,
+    model_option,
     out,
     parse_list,
+    precision_option,
     quiet_option,
+    sampler_option,
+    seed_option,
     setting_error,
     show_traceback,
     state,
     usage_error,
+    weights_option,
+    workers_option,
 )
 
 
@@ -29,20 +38,21 @@ def evaluate(
     dataset: str = typer.Option("pairs", help="dpdd (the DPDD test tree) or pairs (a source/ + target/ folder)."),
     data_root: Path = typer.Option(..., help="The DPDD root or the paired folder."),
     views: str = typer.Option("single", help="dpdd: single (8-bit centre view) or dual (16-bit left/right)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name (default: the default)."),
-    weights: str | None = typer.Option(None, help="A .safetensors model file or a folder holding one."),
+    model: str | None = model_option(),
+    weights: str | None = weights_option(),
     window: str | None = typer.Option(None, help="Tile size, or a comma list to sweep (e.g. 256,512)."),
     shift: str | None = typer.Option(None, help="Tile shift, or a comma list (default: 3/4 of each window)."),
     blend: str = typer.Option("average", help="average, feather, or both: average,feather."),
     prior_steps: str | None = typer.Option(
         None, help="Prior sampling steps, or a comma list (e.g. 5,10,20,50). Default: 20."
     ),
-    sampler: str | None = typer.Option(None, help="Prior sampler: ddim (the default) or ddpm."),
-    eta: float | None = typer.Option(None, help="DDIM eta. Default: the prior's (latent 0, ldm-sr 1)."),
-    seed: int | None = typer.Option(None, help="Seed of the prior's noise. Default: 0."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    precision: str = typer.Option("auto", help="auto, fp32, fp16 or bf16."),
-    memory_budget: str | None = typer.Option(None, help="Memory for tiles, e.g. 4GiB."),
+    sampler: str | None = sampler_option(),
+    eta: float | None = eta_option(),
+    seed: int | None = seed_option(),
+    workers: int | None = workers_option(),
+    device: str = device_option(),
+    precision: str = precision_option(),
+    memory_budget: str | None = memory_budget_option(),
     gain_compensate: bool = typer.Option(
         False, help="Add gain-compensated PSNR (for real pairs whose exposure differs)."
     ),
@@ -72,7 +82,7 @@ def evaluate(
         raise failure(str(exc)) from exc
 
     flags = ModelFlags(model=model, weights=weights, device=device, precision=precision, memory_budget=memory_budget)
-    base = inference_settings(sampler=sampler, eta=eta, seed=seed)
+    base = inference_settings(sampler=sampler, eta=eta, seed=seed, workers=workers)
     resolved, bundle = load_bundle(flags)
     if bundle.model.config.in_views != eval_set.views:
         raise usage_error(f"the model takes {bundle.model.config.in_views} view(s) but the data has {eval_set.views}")
