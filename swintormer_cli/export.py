@@ -58,7 +58,7 @@ def export_run(
     training = dict(bundle.training)
     config_file = run / "config.yaml"
     run_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
-    window = window or training.get("window") or training.get("crop_size")
+    window = window or bundle.trained_window
     training.update(exported=datetime.now(timezone.utc).isoformat(timespec="seconds"), checkpoint=str(source))
     target = registry.folder / f"{name}.safetensors"
     save_model(target, bundle.model, bundle.prior, training, inference_only=True)

@@ -158,6 +158,11 @@ class TrainConfig:
                 return first, end
         raise ValueError(f"stage {stage!r} has no steps in this run")
 
+    @property
+    def validation_window(self) -> int:
+        """The window validation tiles with, recorded as the model's training window: by default the crop size."""
+        return self.validation.window or self.data.crop_size
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

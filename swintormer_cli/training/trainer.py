@@ -225,7 +225,7 @@ class Trainer:
             "step": self.step,
             "stage": self.stage,
             "crop_size": c.data.crop_size,
-            "window": c.validation.window or c.data.crop_size,
+            "window": c.validation_window,
             "data": c.data.roots,
             "data_kind": c.data.kind,
             "degradation": c.degradation.get("recipe", "lens") if c.data.kind == "sharp" else None,
@@ -297,9 +297,14 @@ class Trainer:
         results = {}
         model = self.ema.module["restorer"]
         prior = self.ema.module["prior"] if self.prior is not None else None
-        window = v.window or self.config.data.crop_size
         pipe = DeblurPipeline(
-            model, prior, window=window, shift=v.shift, device=self.device, precision="fp32", memory_budget="2GiB"
+            model,
+            prior,
+            window=self.config.validation_window,
+            shift=v.shift,
+            device=self.device,
+            precision="fp32",
+            memory_budget="2GiB",
         )
         setting = Setting(pipe.settings.window, pipe.settings.shift, pipe.settings.blend)
         for root in v.sets:
