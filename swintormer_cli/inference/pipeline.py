@@ -120,7 +120,7 @@ class DeblurPipeline:
             raise ValueError(f"workers must be at least 1, got {workers}")
         # On a CPU, tiles run in parallel batches, one thread each, rather than one batch at a time with
         # all threads inside each operation: most of the network's operations are too small to split
-        # well (measured 1.25x on 2 cores, docs/speed.md). On a GPU the device is the parallelism.
+        # well (measured 1.2x on 2 cores, docs/speed.md). On a GPU the device is the parallelism.
         self.workers = workers or (torch.get_num_threads() if self.device.type == "cpu" else 1)
         self._batch_sizes: dict[tuple[int, int], int] = {}
         self.batch_size: int | None = None
