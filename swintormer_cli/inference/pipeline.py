@@ -86,7 +86,7 @@ class DeblurPipeline:
         self.name = name
         # On a CPU, tiles run in parallel batches, one thread each, rather than one batch at a time with
         # all threads inside each operation: most of the network's operations are too small to split
-        # well (measured 1.25x on 2 cores, docs/speed.md). On a GPU the device is the parallelism.
+        # well (measured 1.2x on 2 cores, docs/speed.md). On a GPU the device is the parallelism.
         self.workers = self.settings.workers
         self._batch_sizes: dict[tuple[int, int], int] = {}
         self.batch_size: int | None = None
