@@ -9,6 +9,20 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def prepare_device(device: torch.device) -> torch.memory_format:
+    """Set the process up to run models on ``device`` and return the memory format to run them in.
+
+    Channels-last on the CPU: oneDNN's convolutions and the attention's pixel-major layout run 10-25 % faster in
+    it, forward and backward (docs/speed.md); on GPUs it is not measured yet, so left as it is. On the CPU freed
+    memory is also kept for reuse (``memory.keep_freed_memory``)."""
+    if device.type != "cpu":
+        return torch.contiguous_format
+    from .memory import keep_freed_memory
+
+    keep_freed_memory()
+    return torch.channels_last
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then MPS, then the CPU. Asking for a device that is not there is an error."""
     spec = (spec or "auto").strip().lower()

@@ -23,8 +23,8 @@ from ..checkpoint import ModelBundle
 from ..io import pixel_peak
 from ..models import Swintormer
 from ..prior import Prior, noise_draws
-from .device import precision_name, precision_reason, resolve_device, resolve_precision
-from .memory import PeakMeter, default_budget, is_out_of_memory, keep_freed_memory, parse_size, release_cached
+from .device import precision_name, precision_reason, prepare_device, resolve_device, resolve_precision
+from .memory import PeakMeter, default_budget, is_out_of_memory, parse_size, release_cached
 from .settings import InferenceSettings
 from .tiling import Accumulator, Tile, TileGrid
 
@@ -64,13 +64,8 @@ class DeblurPipeline:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.precision_note = precision_reason(precision, self.device)
-        self.model = model.to(self.device).eval()
-        # Channels-last on the CPU: oneDNN's convolutions and the attention's pixel-major layout run
-        # 10-25 % faster in it (docs/speed.md); on GPUs it is not measured yet, so left as it is.
-        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
-        if self.device.type == "cpu":
-            keep_freed_memory()
+        self.memory_format = prepare_device(self.device)
+        self.model = model.to(self.device, memory_format=self.memory_format).eval()
         self.prior = prior.to(self.device).eval() if prior is not None else None
         self.trained_window = trained_window
         # An unknown keyword is a TypeError here, as for any function.

@@ -31,8 +31,7 @@ from torch.utils.data import DataLoader
 from ..checkpoint import init_from_file, load_model
 from ..data.datasets import PairedSample, StepSampler, training_data
 from ..data.degradation import Degradation, DegradationConfig
-from ..inference.device import resolve_device, resolve_precision
-from ..inference.memory import keep_freed_memory
+from ..inference.device import prepare_device, resolve_device, resolve_precision
 from ..models import Swintormer, preset
 from ..prior import LatentPrior, LatentPriorConfig
 from . import distributed
@@ -125,14 +124,10 @@ class Trainer:
                 resolve_model_file(config.init_from),
                 relearn_target_encoder=config.has_stage("encoder"),
             )
-        # Channels-last on the CPU, as at inference: the convolutions and the attention's pixel-major layout
-        # run faster in it, forward and backward (docs/speed.md).
-        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.memory_format = prepare_device(self.device)  # as at inference: channels-last on the CPU
         self.model.to(self.device, memory_format=self.memory_format)
         if self.prior is not None:
             self.prior.to(self.device, memory_format=self.memory_format)
-        if self.device.type == "cpu":
-            keep_freed_memory()
         self.networks = nn.ModuleDict({"restorer": self.model, **({"prior": self.prior} if self.prior else {})})
         self.ema = AveragedModel(self.networks, multi_avg_fn=ema_with_warmup(config.optim.ema), use_buffers=False)
         self.loss_module = StageLoss(
