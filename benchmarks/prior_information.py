@@ -24,7 +24,7 @@ import torch
 
 from swintormer_cli.checkpoint import load_model
 from swintormer_cli.evaluation.metrics import psnr
-from swintormer_cli.io import read_image
+from swintormer_cli.io import pair_images, read_image
 
 
 def _tensor(path: Path) -> torch.Tensor:
@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model, prior = bundle.model, bundle.prior
     rows = []
-    for target_path in sorted((args.pairs / "target").iterdir())[: args.images]:
-        sharp, blurry = _tensor(target_path), _tensor(args.pairs / "source" / target_path.name)
+    pairs, _ = pair_images([args.pairs / "source"], args.pairs / "target")
+    for (source_path,), target_path in pairs[: args.images]:
+        sharp, blurry = _tensor(target_path), _tensor(source_path)
         with torch.no_grad():
             maps = {
                 (steps, seed): prior(blurry, steps=steps, generator=torch.Generator().manual_seed(seed))
