@@ -70,6 +70,11 @@ def workers_option():
     )
 
 
+def set_option():
+    """``--set key=value`` over a training config (``train``, ``preview``)."""
+    return typer.Option([], "--set", help="Override a setting: --set optim.lr=1e-4 (repeatable).")
+
+
 def quiet_option(help: str):
     """``-q/--quiet``, the same flag in every command that reports progress."""
     return typer.Option(False, "--quiet", "-q", help=help)

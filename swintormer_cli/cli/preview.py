@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
-from .common import failure, out, usage_error
+from .common import failure, out, set_option, usage_error
 
 
 def preview(
     config: Path = typer.Option(..., "--config", "-c", help="A training config; its data roots and degradation."),
     output: Path = typer.Option(Path("degradation-preview.png"), "-o", "--output", help="The sheet to write (PNG)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a setting, as for `train`."),
+    set_: list[str] = set_option(),
     count: int = typer.Option(8, min=1, max=64, help="Rows (crops)."),
     crop: int = typer.Option(192, min=32, help="Crop size in pixels."),
     seed: int = typer.Option(0, help="Seed for crops and degradations."),

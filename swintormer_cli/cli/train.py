@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 
-from .common import err, failure, usage_error
+from .common import err, failure, set_option, usage_error
 
 
 def train(
     config: Path = typer.Option(..., "--config", "-c", help="A YAML config (see configs/)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set optim.lr=1e-4 (repeatable)."),
+    set_: list[str] = set_option(),
     resume: str | None = typer.Option(None, help="auto (the run's last checkpoint, if any) or a checkpoint folder."),
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."
