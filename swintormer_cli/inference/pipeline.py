@@ -79,10 +79,6 @@ class DeblurPipeline:
             memory_budget = parse_size(memory_budget)
         self.memory_budget = int(memory_budget) if memory_budget else default_budget(self.device)
         self.name = name
-        # On a CPU, tiles run in parallel batches, one thread each, rather than one batch at a time with
-        # all threads inside each operation: most of the network's operations are too small to split
-        # well (measured 1.2x on 2 cores, docs/speed.md). On a GPU the device is the parallelism.
-        self.workers = self.settings.workers
         self._batch_sizes: dict[tuple[int, int], int] = {}
         self.batch_size: int | None = None
         """Set to fix the tile batch size instead of measuring it from the memory budget."""
@@ -185,6 +181,14 @@ class DeblurPipeline:
             if progress is not None:
                 progress(done, len(tiles))
         return acc.result().clamp_(0, 1)
+
+    @property
+    def workers(self) -> int:
+        """Tile batches run at once (``InferenceSettings.workers``). On a CPU they run in parallel, one thread
+        each, rather than one batch at a time with all threads inside each operation: most of the network's
+        operations are too small to split well (measured 1.2x on 2 cores, docs/speed.md). On a GPU the device
+        is the parallelism."""
+        return self.settings.workers
 
     @property
     def tile_batch(self) -> int:
