@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from swintormer_cli.data.datasets import PairedImages, SharpImages, StepSampler, dpdd_dirs, list_images
+from swintormer_cli.data.datasets import (
+    DegradeBatch,
+    IndexedSamples,
+    PairedImages,
+    SharpImages,
+    StepSampler,
+    dpdd_dirs,
+    list_images,
+)
+from swintormer_cli.data.degradation import Degradation, DegradationConfig
 
 from .helpers import gradient_image, write_photos
 
@@ -40,6 +49,28 @@ def test_step_sampler_shards_samples_by_rank():
     s0, s1 = StepSampler(2, 4, 3, rank=0, world=2), StepSampler(2, 4, 3, rank=1, world=2)
     assert list(s0) == [12, 13, 14, 18, 19, 20] and list(s1) == [15, 16, 17, 21, 22, 23]
     assert set(s0).isdisjoint(s1) and len(s0) == 6
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_degrading_in_loader_workers_gives_the_batches_of_the_main_process(tmp_path, world):
+    from torch.utils.data import DataLoader
+
+    root = write_photos(tmp_path / "photos", n=3, size=(72, 90))
+    deg = Degradation(DegradationConfig(max_radius=(0.5, 4.0)))
+    margin = deg.config.margin
+    crops = IndexedSamples(SharpImages([root], crop_size=32, margin=margin, seed=3))
+    batches = {}
+    for workers in (0, 2):
+        rank = world - 1
+        collate = DegradeBatch(deg, margin, seed=3, batch=2, rank=rank, world=world)
+        sampler = StepSampler(5, 8, 2, rank=rank, world=world)
+        loader = DataLoader(crops, batch_size=2, sampler=sampler, num_workers=workers, collate_fn=collate)
+        batches[workers] = list(loader)
+    assert [b.step for b in batches[0]] == [5, 6, 7]
+    for a, b in zip(batches[0], batches[2], strict=True):
+        assert a.blurry.shape == (2, 3, 32, 32)
+        assert torch.equal(a.sharp, b.sharp) and torch.allclose(a.blurry, b.blurry, atol=1e-6)
+        assert not torch.equal(a.blurry, a.sharp)
 
 
 def _dpdd(root, layout, n=2, bits=8):

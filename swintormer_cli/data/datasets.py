@@ -1,4 +1,4 @@
-"""Training datasets: sharp photos (degraded later, on the device), paired folders, DPDD trees.
+"""Training datasets: sharp photos (degraded as they load on a CPU, later on a GPU), paired folders, DPDD trees.
 
 Every sample is a pure function of (seed, global sample index): which image, where the crop is, its
 scale, flips and rotation. That makes a run reproducible and a resumed run identical to an uninterrupted
@@ -26,6 +26,11 @@ log = logging.getLogger("swintormer.data")
 
 def sample_generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + index) % (2**63 - 1))
+
+
+def step_seed(seed: int, rank: int, step: int, salt: int = 0) -> int:
+    """The seed of a training step's random draws (``salt`` tells them apart: 1 degradation, 2 the loss)."""
+    return (seed * 1_000_003 + rank * 10_007 + step * 31 + salt) % (2**63 - 1)
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -273,6 +278,64 @@ class PairedImages(Dataset):
 
 def collate_pairs(samples: list[PairedSample]) -> PairedSample:
     return PairedSample(torch.stack([s.source for s in samples]), torch.stack([s.target for s in samples]))
+
+
+@dataclass
+class DegradedBatch:
+    """A training step's sharp crops and their degraded inputs, margins cut off."""
+
+    step: int
+    blurry: torch.Tensor
+    sharp: torch.Tensor
+
+
+class IndexedSamples(Dataset):
+    """``dataset[i]`` with its index, so a collate function knows which step a batch belongs to."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
+        return index, self.dataset[index]
+
+
+class DegradeBatch:
+    """Collate for ``IndexedSamples`` of sharp crops: stacks a step's crops and degrades them with that step's
+    generator. In DataLoader worker processes (``data.workers`` > 0) the next steps' blur is made while the
+    current one trains, on the core time the step's small kernels leave idle; with the same seeds, a batch is
+    the same whichever process makes it."""
+
+    def __init__(
+        self,
+        degradation,
+        margin: int,
+        seed: int,
+        batch: int,
+        rank: int = 0,
+        world: int = 1,
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ):
+        self.degradation, self.margin = degradation, margin
+        self.seed, self.batch, self.rank, self.world = seed, batch, rank, world
+        self.memory_format = memory_format
+
+    def step_of(self, index: int) -> int:
+        """Inverse of ``StepSampler``'s numbering: sample ((step * W + r) * batch + j) belongs to ``step``."""
+        return (index // self.batch - self.rank) // self.world
+
+    def __call__(self, samples: list[tuple[int, torch.Tensor]]) -> DegradedBatch:
+        step = self.step_of(samples[0][0])
+        sharp = torch.stack([crop for _, crop in samples])
+        out = self.degradation(sharp, torch.Generator().manual_seed(step_seed(self.seed, self.rank, step, salt=1)))
+        m = self.margin
+        cut = (slice(None), slice(None), slice(m, sharp.shape[-2] - m), slice(m, sharp.shape[-1] - m))
+        fmt = self.memory_format
+        return DegradedBatch(
+            step, out.blurry[cut].contiguous(memory_format=fmt), out.sharp[cut].contiguous(memory_format=fmt)
+        )
 
 
 class StepSampler(Sampler[int]):

@@ -62,6 +62,17 @@ class OptimSection:
 
 
 @dataclass
+class LossSection:
+    frequency_weight: float = 0.0
+    """Weight of an L1 on the FFT of the restored image beside the pixel L1 (0: pixels only; MIMO-UNet uses
+    0.1)."""
+
+    def __post_init__(self):
+        if self.frequency_weight < 0:
+            raise ValueError(f"loss.frequency_weight must be >= 0, got {self.frequency_weight}")
+
+
+@dataclass
 class ValidationSection:
     sets: list[str] = field(default_factory=list)
     """Paired folders (source/ + target/) scored with the EMA weights, tiled the way ``deblur`` runs."""
@@ -103,6 +114,7 @@ class TrainConfig:
     degradation: dict[str, Any] = field(default_factory=dict)
     """DegradationConfig fields; ``recipe: lens`` (default) or ``disk`` (defocus-v1)."""
     optim: OptimSection = field(default_factory=OptimSection)
+    loss: LossSection = field(default_factory=LossSection)
     validation: ValidationSection = field(default_factory=ValidationSection)
 
     def __post_init__(self):

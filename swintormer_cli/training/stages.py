@@ -50,9 +50,23 @@ def set_trainable(stage: str, model: Swintormer, prior: Prior | None) -> list[nn
     return params
 
 
-def restorer_loss(model: Swintormer, prior: Prior | None, blurry: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
+def image_loss(restored: torch.Tensor, sharp: torch.Tensor, frequency_weight: float = 0.0) -> torch.Tensor:
+    """L1 on the pixels, plus (``frequency_weight`` > 0) an L1 on the real and imaginary parts of their 2-D
+    FFTs, as MIMO-UNet and its successors train: real defocus flattens the high frequencies, which a pixel L1
+    alone weighs little (a soft edge costs few pixels)."""
+    loss = F.l1_loss(restored, sharp)
+    if frequency_weight > 0:
+        # In fp32: the spectrum's large DC term would lose the small high-frequency ones in bf16.
+        spectrum = torch.fft.rfft2(restored.float() - sharp.float(), norm="backward")
+        loss = loss + frequency_weight * torch.view_as_real(spectrum).abs().mean()
+    return loss
+
+
+def restorer_loss(
+    model: Swintormer, prior: Prior | None, blurry: torch.Tensor, sharp: torch.Tensor, frequency_weight: float = 0.0
+) -> torch.Tensor:
     guide = prior.target_latent(sharp, blurry) if prior is not None else None
-    return F.l1_loss(model(blurry, guide), sharp)
+    return image_loss(model(blurry, guide), sharp, frequency_weight)
 
 
 def encoder_loss(
@@ -63,9 +77,10 @@ def encoder_loss(
     generator: torch.Generator,
     sample_steps: int = 4,
     latent_weight: float = 1.0,
+    frequency_weight: float = 0.0,
 ) -> torch.Tensor:
     target = prior.target_latent(sharp, blurry)
-    loss = F.l1_loss(model(blurry, target), sharp)
+    loss = image_loss(model(blurry, target), sharp, frequency_weight)
     if latent_weight > 0:
         # The anchor to the trained sampler: without it the new encoder may invent a latent space the
         # diffusion model has never produced, and the prior stage would have to learn it from the start.
@@ -100,11 +115,12 @@ def joint_loss(
     generator: torch.Generator,
     sample_steps: int = 4,
     latent_weight: float = 1.0,
+    frequency_weight: float = 0.0,
 ) -> torch.Tensor:
     with torch.no_grad():
         target = prior.target_latent(sharp, blurry)
     sampled = prior(blurry, steps=sample_steps, sampler="ddim", eta=0.0, generator=generator)
-    loss = F.l1_loss(model(blurry, sampled), sharp)
+    loss = image_loss(model(blurry, sampled), sharp, frequency_weight)
     if latent_weight > 0:
         loss = loss + latent_weight * F.l1_loss(sampled, target)
     return loss
@@ -113,19 +129,30 @@ def joint_loss(
 class StageLoss(nn.Module):
     """One module whose forward is the current stage's loss, so DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: Swintormer, prior: Prior | None, sample_steps: int = 4, latent_weight: float = 1.0):
+    def __init__(
+        self,
+        model: Swintormer,
+        prior: Prior | None,
+        sample_steps: int = 4,
+        latent_weight: float = 1.0,
+        frequency_weight: float = 0.0,
+    ):
         super().__init__()
         self.model = model
         self.prior = prior
         self.stage = "restorer"
         self.sample_steps = sample_steps
         self.latent_weight = latent_weight
+        self.frequency_weight = frequency_weight
 
     def forward(self, blurry: torch.Tensor, sharp: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        fw = self.frequency_weight
         if self.stage == "restorer":
-            return restorer_loss(self.model, self.prior, blurry, sharp)
+            return restorer_loss(self.model, self.prior, blurry, sharp, fw)
         if self.stage == "encoder":
-            return encoder_loss(self.model, self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight)
+            return encoder_loss(
+                self.model, self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight, fw
+            )
         if self.stage == "prior":
             return prior_loss(self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight)
-        return joint_loss(self.model, self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight)
+        return joint_loss(self.model, self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight, fw)

@@ -29,7 +29,15 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from ..checkpoint import init_from_file, load_model
-from ..data.datasets import PairedSample, StepSampler, training_data
+from ..data.datasets import (
+    DegradeBatch,
+    DegradedBatch,
+    IndexedSamples,
+    PairedSample,
+    StepSampler,
+    step_seed,
+    training_data,
+)
 from ..data.degradation import Degradation, DegradationConfig
 from ..inference.device import prepare_device, resolve_device, resolve_precision
 from ..models import Swintormer, preset
@@ -131,7 +139,11 @@ class Trainer:
         self.networks = nn.ModuleDict({"restorer": self.model, **({"prior": self.prior} if self.prior else {})})
         self.ema = AveragedModel(self.networks, multi_avg_fn=ema_with_warmup(config.optim.ema), use_buffers=False)
         self.loss_module = StageLoss(
-            self.model, self.prior, config.prior.train_sample_steps, config.prior.latent_loss_weight
+            self.model,
+            self.prior,
+            config.prior.train_sample_steps,
+            config.prior.latent_loss_weight,
+            config.loss.frequency_weight,
         )
         self.degradation = (
             Degradation(DegradationConfig.from_dict(config.degradation)) if config.data.kind == "sharp" else None
@@ -168,6 +180,19 @@ class Trainer:
             cache=data.cache,
         )
         sampler = StepSampler(start, c.max_steps, c.batch_size, self.dist.rank, self.dist.world)
+        if self.degradation is not None and self.device.type == "cpu":
+            # On a CPU the blur is made as the crops load (in the loader's workers, if any); on a GPU it is
+            # made there, from the crops (``_make_batch``).
+            dataset = IndexedSamples(dataset)
+            collate = DegradeBatch(
+                self.degradation,
+                self._margin(),
+                c.seed,
+                c.batch_size,
+                self.dist.rank,
+                self.dist.world,
+                self.memory_format,
+            )
         return DataLoader(
             dataset,
             batch_size=c.batch_size,
@@ -178,11 +203,15 @@ class Trainer:
         )
 
     def _generator(self, step: int, salt: int = 0) -> torch.Generator:
-        seed = (self.config.seed * 1_000_003 + self.dist.rank * 10_007 + step * 31 + salt) % (2**63 - 1)
+        seed = step_seed(self.config.seed, self.dist.rank, step, salt)
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def _make_batch(self, raw, step: int) -> Batch:
         fmt = self.memory_format
+        if isinstance(raw, DegradedBatch):
+            if raw.step != step:
+                raise RuntimeError(f"the loader gave step {raw.step}'s batch at step {step}")
+            return Batch(raw.blurry.to(self.device), raw.sharp.to(self.device))
         if isinstance(raw, PairedSample):
             source, target = raw.source.to(self.device), raw.target.to(self.device)
             return Batch(source.contiguous(memory_format=fmt), target.contiguous(memory_format=fmt))
