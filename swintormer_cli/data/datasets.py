@@ -307,12 +307,12 @@ class PairedImages(Dataset):
             raise RuntimeError(f"{self.pairs[i][0][0]}: no prior map for it (run `swintormer prior cache`)")
         y, x, c, _ = window
         if self.cache:
-            if i not in self._maps:
-                self._maps[i] = read_map(path)
+            if i not in self._maps:  # kept in its storage dtype (float16 by default): half the memory
+                self._maps[i] = read_map(path, stored=True)
             whole = self._maps[i]
         else:  # only the window is read from the file
             whole = None
-        crop = whole[:, y : y + c, x : x + c] if whole is not None else read_map(path, window)
+        crop = whole[:, y : y + c, x : x + c].float() if whole is not None else read_map(path, window)
         if crop.shape[-2:] != (c, c) or (whole is not None and whole.shape[-2:] != size):
             raise RuntimeError(f"{path}: its prior map does not match the size of {self.pairs[i][0][0]}")
         return crop

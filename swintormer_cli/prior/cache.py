@@ -260,15 +260,16 @@ def _difference(stored, wanted: dict) -> str:
     return "its record differs"
 
 
-def read_map(path: str | Path, window: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-    """A stored map as float32, whole or only ``window`` = (y, x, height, width) of it (read from disk alone)."""
+def read_map(path: str | Path, window: tuple[int, int, int, int] | None = None, stored: bool = False) -> torch.Tensor:
+    """A stored map as float32 (``stored``: in its storage dtype), whole or only ``window`` = (y, x, height, width)
+    of it (only that part is read from the file)."""
     with safe_open(str(path), framework="pt") as f:
         if window is None:
             tensor = f.get_tensor("prior")
         else:
             y, x, h, w = window
             tensor = f.get_slice("prior")[:, y : y + h, x : x + w]
-    return tensor.float()
+    return tensor if stored else tensor.float()
 
 
 __all__ = ["CACHE_DIR", "CacheReport", "MapItem", "MapSettings", "PriorMapCache", "read_map"]
