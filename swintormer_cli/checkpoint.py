@@ -71,6 +71,13 @@ class ModelBundle:
         value = self.training.get("window") or self.training.get("crop_size")
         return int(value) if value else None
 
+    @property
+    def trained_prior_steps(self) -> int | None:
+        """The sampling steps of the prior maps the model was trained on (ldm-sr), the default at inference."""
+        maps = self.training.get("prior_maps")
+        value = maps.get("steps") if isinstance(maps, dict) else None
+        return int(value) if value else None
+
 
 def prior_spec(prior: Prior | None) -> dict:
     if prior is None:
@@ -82,6 +89,8 @@ def prior_spec(prior: Prior | None) -> dict:
         spec["source"] = prior.source
     if getattr(prior, "revision", None):
         spec["revision"] = prior.revision
+    if getattr(prior, "digest", None):
+        spec["sha256"] = prior.digest
     return spec
 
 
@@ -192,6 +201,13 @@ def load_model(path: str | Path, prior_source: str | None = None, prior_revision
     if kind == "ldm-sr" and not prior_source:
         _check_pinned(path, source, revision)
     prior = build_prior(kind, spec.get("config"), in_views=config.in_views, source=source, revision=revision)
+    expected = spec.get("sha256")
+    if kind == "ldm-sr" and expected and prior.digest != expected:
+        # Other weights make other prior maps than the ones the network learnt to read.
+        raise CheckpointError(
+            f"{path}: its ldm-sr prior from {source or 'the default Hub repo'} has files with sha256 "
+            f"{prior.digest}, but the model was trained with {expected}; refusing a different prior"
+        )
     restorer, state = _split_tensors(path)
     load_restorer(model, restorer, str(path))
     if prior is not None and kind == "latent":

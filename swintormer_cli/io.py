@@ -17,6 +17,7 @@ Errors are ``ImageReadError`` / ``ImageWriteError``, whose text is one line nami
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import struct
@@ -471,6 +472,15 @@ def remove_partial_files(path: str | Path) -> int:
     return removed
 
 
+def sha256_of(path: str | Path) -> str:
+    """The hex sha256 of a file's content, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
     try:
@@ -558,6 +568,18 @@ def to_unit(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / pixel_peak(pixels.dtype)
 
 
+def load_pixels(path: str | Path, bits: int) -> np.ndarray:
+    """HxWx3 float32 in [0, 1], read at a protocol's bit depth: 8 reduces a 16-bit file the way OpenCV's default
+    read does (the low byte dropped), 16 widens an 8-bit one. DPDD's single-view images are read at 8 bits, its
+    dual-pixel views at 16 (Restormer's test and training scripts); evaluation and training both read so."""
+    pixels = read_image(path, keep_alpha=False).pixels
+    if bits == 8 and pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    elif bits == 16 and pixels.dtype == np.uint8:
+        pixels = pixels.astype(np.uint16) * 257
+    return to_unit(pixels)
+
+
 def to_pixels(restored: np.ndarray, bit_depth: int) -> np.ndarray:
     """HxWx3 float in [0, 1] -> uint8 or uint16."""
     dtype = np.uint16 if bit_depth == 16 else np.uint8
@@ -616,6 +638,7 @@ __all__ = [
     "fsync_folder",
     "is_image_name",
     "list_images",
+    "load_pixels",
     "natural_key",
     "one_line",
     "output_suffix",
@@ -623,6 +646,7 @@ __all__ = [
     "pixel_peak",
     "read_image",
     "remove_partial_files",
+    "sha256_of",
     "to_pixels",
     "to_unit",
     "write_image",

@@ -19,7 +19,6 @@ Every registered file's sha256 is checked before it is loaded; only safetensors 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .checkpoint import CheckpointError, ModelBundle, load_model
 from .config_dict import from_data
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, sha256_of
 
 REGISTRY_FILE = "registry.json"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
@@ -86,14 +85,6 @@ def user_weights_dir() -> Path:
     """Where ``weights export`` writes by default, with its own registry.json (outside the installed package,
     so a reinstall keeps it)."""
     return user_home() / "weights"
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _NOT_SAVED = ("folder", "origin")

@@ -8,6 +8,7 @@ import zlib
 
 import numpy as np
 import torch
+from diffusers import DDIMScheduler, UNet2DModel, VQModel
 from PIL import Image
 
 from swintormer_cli.models import Swintormer, SwintormerConfig
@@ -48,6 +49,31 @@ def tiny_model(prior: bool = False, seed: int = 0, **overrides) -> tuple[Swintor
     return model.eval(), (p.eval() if p is not None else None)
 
 
+def tiny_ldm(folder, safe_serialization=True):
+    """A randomly initialised model with the layout and classes of CompVis' ldm-sr Hub repo, saved in ``folder``."""
+    unet = UNet2DModel(
+        in_channels=6,
+        out_channels=3,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        add_attention=False,
+    )
+    unet.save_pretrained(folder / "unet", safe_serialization=safe_serialization)
+    VQModel(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8,),
+        latent_channels=3,
+        num_vq_embeddings=16,
+        norm_num_groups=4,
+    ).save_pretrained(folder / "vqvae")
+    DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear").save_pretrained(folder / "scheduler")
+    return folder
+
+
 def gradient_image(h: int, w: int, seed: int = 0, dtype=np.uint8) -> np.ndarray:
     """A smooth colourful image with some edges, HxWx3."""
     rng = np.random.default_rng(seed)
@@ -86,3 +112,24 @@ def truncated_png() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(gradient_image(64, 64)).save(buf, format="PNG")
     return buf.getvalue()[: len(buf.getvalue()) // 2]
+
+
+def write_dpdd(root, splits=("train", "val", "test"), n=2, size=(40, 48), layout="official"):
+    """A DPDD tree of 16-bit PNGs (a blurred centre view, its left and right views, the sharp target) in the
+    official layout (``train_c/source``, ``train_l/source``, ...) or Restormer's (``train/DPDD/inputC``, ...)."""
+    import cv2
+
+    for split in splits:
+        if layout == "official":
+            dirs = {k: root / f"{split}_{k.lower()}" / "source" for k in "CLR"} | {"T": root / f"{split}_c" / "target"}
+        else:
+            base = root / split / "DPDD"
+            dirs = {k: base / f"input{k}" for k in "CLR"} | {"T": base / "target"}
+        for i in range(n):
+            sharp = gradient_image(*size, seed=i, dtype=np.uint16)
+            blurry = (sharp.astype(np.float64) * 0.85 + 4000).clip(0, 65535).astype(np.uint16)
+            views = {"T": sharp, "C": blurry, "L": np.roll(blurry, 1, axis=1), "R": np.roll(blurry, -1, axis=1)}
+            for key, image in views.items():
+                dirs[key].mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(dirs[key] / f"scene{i + 1}.png"), image[..., ::-1])
+    return root

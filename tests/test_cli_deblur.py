@@ -382,3 +382,30 @@ def test_a_folder_scan_names_or_counts_everything_it_does_not_deblur(tmp_path, m
     by_name = run("deblur", src / "anim.gif", src / "broken.png", "-o", tmp_path / "o2", "--weights", model_file)
     assert by_name.exit_code == 1 and "only the first of its 3 frames" in by_name.stderr
     assert f"{src / 'broken.png'}: broken symbolic link" in by_name.stderr
+
+
+def test_a_dual_pixel_model_takes_its_right_views_with_right(tmp_path, plain_model_file):
+    from swintormer_cli.checkpoint import save_model
+
+    model, _ = tiny_model(in_views=2)
+    dual = save_model(tmp_path / "dual.safetensors", model, None, {"window": 32})
+    left, right = tmp_path / "L", tmp_path / "R"
+    for folder, shift in ((left, 1), (right, -1)):
+        folder.mkdir()
+        for i in range(2):
+            Image.fromarray(np.roll(gradient_image(30, 40, seed=i), shift, axis=1)).save(folder / f"{i}.png")
+    result = run("deblur", left, "-o", tmp_path / "out", "--weights", dual, "--right", right)
+    assert result.exit_code == 0, result.output
+    out = read_image(tmp_path / "out" / "0.png").pixels
+    pipe = DeblurPipeline(model, device="cpu", window=32)
+    pair = np.concatenate([read_image(left / "0.png").to_float(), read_image(right / "0.png").to_float()], axis=2)
+    assert np.array_equal(out, np.round(pipe(pair) * 255).astype(np.uint8))  # the pair, left view first
+    # Without the right views each file fails with one line saying what to give; a right view of another size too.
+    result = run("deblur", left / "0.png", "-o", tmp_path / "o.png", "--weights", dual)
+    assert result.exit_code == 1 and "give the right views with --right" in result.output
+    Image.fromarray(gradient_image(20, 40)).save(right / "0.png")
+    result = run("deblur", left / "0.png", "-o", tmp_path / "o.png", "--weights", dual, "--right", right / "0.png")
+    assert result.exit_code == 1 and "the right view is 40x20" in result.output
+    # --right with a single-image model, or one right file for several inputs, is bad usage.
+    assert run("deblur", left, "-o", tmp_path / "x", "--weights", plain_model_file, "--right", right).exit_code == 2
+    assert run("deblur", left, "-o", tmp_path / "x", "--weights", dual, "--right", right / "1.png").exit_code == 2

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel, VQModel
+from diffusers import DDPMScheduler
 
 from swintormer_cli.checkpoint import CheckpointError, load_model, load_restorer, save_model
 from swintormer_cli.inference import DeblurPipeline
@@ -9,7 +9,7 @@ from swintormer_cli.prior import LDMSuperResolutionPrior, make_sampler, noise_dr
 from swintormer_cli.prior.base import ddpm_step
 from swintormer_cli.training.stages import joint_loss, prior_loss, restorer_loss, set_trainable
 
-from .helpers import tiny_config, tiny_model, tiny_prior
+from .helpers import tiny_config, tiny_ldm, tiny_model, tiny_prior
 
 
 def _count_calls(module):
@@ -100,31 +100,8 @@ def test_odd_sizes_work_with_the_prior_on(size):
     assert out.shape == (3, *size) and torch.isfinite(out).all()
 
 
-def _tiny_ldm(folder, safe_serialization=True):
-    unet = UNet2DModel(
-        in_channels=6,
-        out_channels=3,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-        add_attention=False,
-    )
-    unet.save_pretrained(folder / "unet", safe_serialization=safe_serialization)
-    VQModel(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(8,),
-        latent_channels=3,
-        num_vq_embeddings=16,
-        norm_num_groups=4,
-    ).save_pretrained(folder / "vqvae")
-    DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear").save_pretrained(folder / "scheduler")
-
-
 def test_ldm_sr_prior_runs_end_to_end_from_a_saved_model(tmp_path):
-    _tiny_ldm(tmp_path)
+    tiny_ldm(tmp_path)
     prior = LDMSuperResolutionPrior.from_pretrained(tmp_path)
     assert prior.channels == 3 and prior.scale == 1
     calls = _count_calls(prior.unet)
@@ -194,7 +171,7 @@ def test_one_step_of_each_stage_reduces_its_loss(stage):
 
 
 def test_ldm_sr_never_loads_pickle_weights(tmp_path):
-    _tiny_ldm(tmp_path, safe_serialization=False)  # unet/diffusion_pytorch_model.bin only
+    tiny_ldm(tmp_path, safe_serialization=False)  # unet/diffusion_pytorch_model.bin only
     assert not list((tmp_path / "unet").glob("*.safetensors"))
     with pytest.raises(OSError, match="safetensors"):
         LDMSuperResolutionPrior.from_pretrained(tmp_path)
@@ -216,7 +193,7 @@ def _with_prior_spec(path, **spec):
 
 @pytest.mark.parametrize("revision", [None, "main", "v1.0"])
 def test_a_model_file_naming_an_unpinned_hub_prior_is_refused(tmp_path, revision):
-    _tiny_ldm(tmp_path)
+    tiny_ldm(tmp_path)
     model = Swintormer(tiny_config(prior_channels=3, prior_scale=2))
     path = save_model(tmp_path / "m.safetensors", model, LDMSuperResolutionPrior.from_pretrained(tmp_path))
     spec = {"kind": "ldm-sr", "source": "someone/ldm-sr-copy"} | ({"revision": revision} if revision else {})
@@ -246,7 +223,7 @@ def test_an_ldm_sr_prior_from_the_hub_is_fetched_at_its_pinned_commit(tmp_path):
 
     repo, commit = "someone/ldm-sr-copy", "89abcdef0123456789abcdef0123456789abcdef"
     local = tmp_path / "ldm"
-    _tiny_ldm(local)
+    tiny_ldm(local)
     prior = LDMSuperResolutionPrior.from_pretrained(local)
     model = Swintormer(tiny_config(prior_channels=3, prior_scale=2))
     path = save_model(tmp_path / "m.safetensors", model, prior)
@@ -276,7 +253,7 @@ def test_eta_defaults_to_the_priors_own(tmp_path, model_file):
 
     from .helpers import gradient_image
 
-    _tiny_ldm(tmp_path / "ldm")
+    tiny_ldm(tmp_path / "ldm")
     model = Swintormer(tiny_config(prior_channels=3, prior_scale=2))
     ldm_file = save_model(
         tmp_path / "ldm.safetensors", model, LDMSuperResolutionPrior.from_pretrained(tmp_path / "ldm")

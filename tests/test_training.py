@@ -144,6 +144,16 @@ def test_a_short_stage_gets_a_short_warm_up_and_its_decay():
     assert learning_rate(long, 198) < learning_rate(long, 199) == pytest.approx(long.optim.lr)  # kept in full
 
 
+def test_the_learning_rate_can_hold_before_its_cosine():
+    cfg = load_config(CONFIG, ["max_steps=1000", "stage=restorer", "optim.warmup_steps=0", "optim.hold_steps=200"])
+    assert learning_rate(cfg, 0) == learning_rate(cfg, 199) == cfg.optim.lr  # no warm-up, then held
+    assert learning_rate(cfg, 200) == pytest.approx(cfg.optim.lr) and learning_rate(cfg, 201) < cfg.optim.lr
+    assert learning_rate(cfg, 600) == pytest.approx((cfg.optim.lr + cfg.optim.min_lr) / 2, rel=0.01)
+    assert learning_rate(cfg, 999) == pytest.approx(cfg.optim.min_lr, rel=0.05)
+    with pytest.raises(ValueError, match="hold_steps"):
+        load_config(CONFIG, ["optim.hold_steps=-1"])
+
+
 def test_a_new_stage_restarts_the_weight_average(tmp_path):
     cfg = load_config(CONFIG, _overrides(tmp_path, tmp_path / "run"))
     trainer = Trainer(cfg, progress=False)
@@ -314,7 +324,8 @@ def test_every_committed_config_loads(path):
     DegradationConfig.from_dict(cfg.degradation)
     if cfg.model.preset != "paper":  # building 25 M parameters takes a while; the preset has its own test
         model, prior = build_networks(cfg)
-        assert (prior is None) == (cfg.prior.kind == "none")
+        assert (prior is None) == (cfg.prior.kind != "latent")  # ldm-sr is frozen: loaded apart, never trained
+        assert bool(model.config.prior_channels) == (cfg.prior.kind != "none")
         if cfg.init_from:
             from swintormer_cli.checkpoint import init_from_file
 

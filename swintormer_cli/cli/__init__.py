@@ -12,6 +12,7 @@ from .deblur import deblur
 from .evaluate import evaluate
 from .info import info
 from .preview import preview
+from .prior import app as prior_app
 from .train import train
 from .weights import app as weights_app
 
@@ -36,6 +37,7 @@ app.command()(deblur)
 app.command("eval")(evaluate)
 app.command()(train)
 app.add_typer(weights_app, name="weights")
+app.add_typer(prior_app, name="prior")
 app.command()(info)
 app.command()(bench)
 app.command()(preview)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import typer
 
@@ -55,12 +56,17 @@ def deblur(
     device: str = device_option(),
     precision: str = precision_option(),
     prior_steps: int | None = typer.Option(
-        None, help="Diffusion prior sampling steps (models with a prior). Default: 20."
+        None, help="Diffusion prior sampling steps (models with a prior). Default: the model's training maps', else 20."
     ),
     sampler: str | None = sampler_option(),
     eta: float | None = eta_option(),
     seed: int | None = seed_option(),
     workers: int | None = workers_option(),
+    right: Path | None = typer.Option(
+        None,
+        help="Dual-pixel models: the right views, a folder holding them under the inputs' names (the inputs are the "
+        "left views), or one file for one input.",
+    ),
     quiet: bool = quiet_option("Only errors, the set-up line and the summary."),
     debug: bool = debug_option(),
 ) -> None:
@@ -103,6 +109,10 @@ def deblur(
             workers=workers,
         )
         resolved, bundle = load_bundle(flags)
+        if right is not None and bundle.config.in_views == 1:
+            raise usage_error("--right gives dual-pixel right views, but this model takes single images")
+        if right is not None and not right.is_dir() and len(plan.jobs) > 1:
+            raise usage_error("--right is one file but there are several inputs: give the folder of right views")
         pipe = make_pipeline(flags, settings, bundle, resolved.name)
     except KeyboardInterrupt:
         err.print("interrupted before any file was written")
@@ -123,6 +133,7 @@ def deblur(
                 quality=quality,
                 strip_metadata=strip_metadata,
                 tile_progress=progress.tiles,
+                right=right,
             )
             counts[outcome.status] += 1
             megapixels += outcome.megapixels

@@ -44,7 +44,8 @@ def evaluate(
     shift: str | None = typer.Option(None, help="Tile shift, or a comma list (default: 3/4 of each window)."),
     blend: str = typer.Option("average", help="average, feather, or both: average,feather."),
     prior_steps: str | None = typer.Option(
-        None, help="Prior sampling steps, or a comma list (e.g. 5,10,20,50). Default: 20."
+        None,
+        help="Prior sampling steps, or a comma list (e.g. 5,10,20,50). Default: the model's training maps', else 20.",
     ),
     sampler: str | None = sampler_option(),
     eta: float | None = eta_option(),
@@ -89,17 +90,15 @@ def evaluate(
     windows = parse_list(window, int) or [None]
     shifts = parse_list(shift, int) or [None]
     blends = parse_list(blend)
-    steps = (parse_list(prior_steps, int) or [base.prior_steps]) if bundle.prior is not None else [None]
+    model_args = dict(
+        min_window=bundle.model.config.min_window,
+        trained_window=bundle.trained_window,
+        trained_prior_steps=bundle.trained_prior_steps,
+    )
     try:
-        settings, skipped = sweep(
-            windows,
-            shifts,
-            blends,
-            steps,
-            base,
-            min_window=bundle.model.config.min_window,
-            trained_window=bundle.trained_window,
-        )
+        default_steps = base.resolve(**model_args).prior_steps
+        steps = (parse_list(prior_steps, int) or [default_steps]) if bundle.prior is not None else [None]
+        settings, skipped = sweep(windows, shifts, blends, steps, base, **model_args)
     except ValueError as exc:
         raise setting_error(exc) from exc
     for s in skipped:

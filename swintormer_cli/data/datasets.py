@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from ..io import ImageReadError, list_images, pair_images, read_image, to_unit
+from ..io import ImageReadError, list_images, load_pixels, pair_images, read_image, to_unit
 
 log = logging.getLogger("swintormer.data")
 
@@ -146,6 +146,8 @@ class SharpImages(Dataset):
 class PairedSample:
     source: torch.Tensor
     target: torch.Tensor
+    prior: torch.Tensor | None = None
+    """The crop of the source's whole-image prior map (``ldm-sr``), cut and turned as the images are."""
 
 
 def _paired_paths(source_dirs: list[Path], target_dir: Path) -> list[tuple[list[Path], Path]]:
@@ -175,10 +177,12 @@ def training_data(
             raise ValueError("data.roots is empty: give one or more folders of sharp photos")
         return SharpImages(roots, crop_size, margin, scale, seed, cache), torch.stack
     if kind == "pairs":
-        pairs = []
+        pairs, pair_roots = [], []
         for root in roots:
-            pairs += PairedImages.from_folder(root, crop_size, seed=seed).pairs
-        return PairedImages(pairs, crop_size, seed=seed, cache=cache), collate_pairs
+            found = PairedImages.from_folder(root, crop_size, seed=seed).pairs
+            pairs += found
+            pair_roots += [Path(root)] * len(found)
+        return PairedImages(pairs, crop_size, seed=seed, cache=cache, roots=pair_roots), collate_pairs
     if kind == "dpdd":
         return PairedImages.from_dpdd(roots[0], crop_size, views=views, seed=seed, cache=cache), collate_pairs
     raise ValueError(f"data.kind must be sharp, pairs or dpdd, got {kind!r}")
@@ -212,28 +216,46 @@ def dpdd_dirs(root: str | Path, split: str, views: str) -> tuple[list[Path], Pat
 
 
 class PairedImages(Dataset):
-    """Aligned random crops from paired folders: one or two source views and a target.
+    """Aligned random crops from paired folders: one or two source views and a target, and the crop of the
+    source's prior map when ``prior_maps`` holds one per pair (a map file from ``prior.cache``).
 
-    Single-view inputs are read as 8-bit, dual-pixel views as 16-bit (the DPDD protocol).
+    Single-view inputs are read as 8-bit, dual-pixel views as 16-bit (the DPDD protocol, ``io.load_pixels``).
     """
 
-    def __init__(self, pairs: list[tuple[list[Path], Path]], crop_size: int, seed: int = 0, cache: bool = True):
+    def __init__(
+        self,
+        pairs: list[tuple[list[Path], Path]],
+        crop_size: int,
+        seed: int = 0,
+        cache: bool = True,
+        roots: list[Path] | None = None,
+    ):
         self.pairs = pairs
         self.crop_size = crop_size
         self.seed = seed
         self.cache = cache
+        self.roots = roots
+        """The data root of each pair (what a cached prior map names its inputs relative to)."""
+        self.prior_maps: list[Path | None] | None = None
         self._images: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._maps: dict[int, torch.Tensor] = {}
         self.bad: set[int] = set()
+
+    @property
+    def bits(self) -> int:
+        return 8 if not self.pairs or len(self.pairs[0][0]) == 1 else 16
 
     @classmethod
     def from_folder(cls, root: str | Path, crop_size: int, **kw) -> PairedImages:
         root = Path(root)
-        return cls(_paired_paths([root / "source"], root / "target"), crop_size, **kw)
+        pairs = _paired_paths([root / "source"], root / "target")
+        return cls(pairs, crop_size, roots=[root] * len(pairs), **kw)
 
     @classmethod
     def from_dpdd(cls, root: str | Path, crop_size: int, views: str = "single", **kw) -> PairedImages:
         sources, target = dpdd_dirs(root, "train", views)
-        return cls(_paired_paths(sources, target), crop_size, **kw)
+        pairs = _paired_paths(sources, target)
+        return cls(pairs, crop_size, roots=[Path(root)] * len(pairs), **kw)
 
     def __len__(self) -> int:
         return 2**62
@@ -244,9 +266,13 @@ class PairedImages(Dataset):
         if i in self._images:
             return self._images[i]
         sources, target = self.pairs[i]
+
+        def read(path: Path) -> torch.Tensor:
+            return torch.from_numpy(load_pixels(path, self.bits)).permute(2, 0, 1).contiguous()
+
         try:
-            src = torch.cat([_to_tensor(read_image(p, keep_alpha=False).pixels) for p in sources])
-            tgt = _to_tensor(read_image(target, keep_alpha=False).pixels)
+            src = torch.cat([read(p) for p in sources])
+            tgt = read(target)
         except ImageReadError as exc:
             self.bad.add(i)
             log.warning("skipping %s: %s", exc.path, exc.reason)
@@ -271,13 +297,35 @@ class PairedImages(Dataset):
             c = min(self.crop_size, h, w)
             y = int(torch.randint(0, h - c + 1, (1,), generator=g))
             x = int(torch.randint(0, w - c + 1, (1,), generator=g))
-            s, t = augment([src[:, y : y + c, x : x + c], tgt[:, y : y + c, x : x + c]], g)
-            return PairedSample(s, t)
+            crops = [src[:, y : y + c, x : x + c], tgt[:, y : y + c, x : x + c]]
+            if self.prior_maps is not None:
+                crops.append(self._map_crop(i, (y, x, c, c), (h, w)))
+            return PairedSample(*augment(crops, g))
         raise RuntimeError("no readable training pair found after 100 tries")
+
+    def _map_crop(self, i: int, window: tuple[int, int, int, int], size: tuple[int, int]) -> torch.Tensor:
+        """The prior map's crop at the image crop's window (the map is at the image's resolution)."""
+        from ..prior.cache import read_map
+
+        path = self.prior_maps[i]
+        if path is None:
+            raise RuntimeError(f"{self.pairs[i][0][0]}: no prior map for it (run `swintormer prior cache`)")
+        y, x, c, _ = window
+        if self.cache:
+            if i not in self._maps:  # kept in its storage dtype (float16 by default): half the memory
+                self._maps[i] = read_map(path, stored=True)
+            whole = self._maps[i]
+        else:  # only the window is read from the file
+            whole = None
+        crop = whole[:, y : y + c, x : x + c].float() if whole is not None else read_map(path, window)
+        if crop.shape[-2:] != (c, c) or (whole is not None and whole.shape[-2:] != size):
+            raise RuntimeError(f"{path}: its prior map does not match the size of {self.pairs[i][0][0]}")
+        return crop
 
 
 def collate_pairs(samples: list[PairedSample]) -> PairedSample:
-    return PairedSample(torch.stack([s.source for s in samples]), torch.stack([s.target for s in samples]))
+    prior = torch.stack([s.prior for s in samples]) if samples[0].prior is not None else None
+    return PairedSample(torch.stack([s.source for s in samples]), torch.stack([s.target for s in samples]), prior)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.datasets import dpdd_dirs
-from ..io import natural_key, pair_images, read_image, to_unit
+from ..io import load_pixels, natural_key, pair_images
 
 
 @dataclass
@@ -42,16 +42,6 @@ class EvalSet:
         return len(self.items[0].sources) if self.items else 1
 
 
-def load_pixels(path: Path, bits: int) -> np.ndarray:
-    """HxWx3 float32 in [0, 1], read at the protocol's bit depth."""
-    pixels = read_image(path, keep_alpha=False).pixels
-    if bits == 8 and pixels.dtype == np.uint16:
-        pixels = (pixels >> 8).astype(np.uint8)
-    elif bits == 16 and pixels.dtype == np.uint8:
-        pixels = pixels.astype(np.uint16) * 257
-    return to_unit(pixels)
-
-
 def _pair_items(source_dirs: list[Path], target_dir: Path) -> tuple[list[EvalItem], list[str]]:
     pairs, missing = pair_images(source_dirs, target_dir, key=natural_key)
     items = [EvalItem(target.stem, sources, target) for sources, target in pairs]
@@ -77,18 +67,20 @@ def pairs_set(root: str | Path) -> EvalSet:
     return EvalSet(root.name, root, items, 8, None, refs, note)
 
 
-def dpdd_set(root: str | Path, views: str = "single") -> EvalSet:
+def dpdd_set(root: str | Path, views: str = "single", split: str = "test") -> EvalSet:
+    """A DPDD split (``test``; training validates on ``val``) in either layout, read as the protocol reads it."""
     root = Path(root)
-    sources, target = dpdd_dirs(root, "test", views)
+    sources, target = dpdd_dirs(root, split, views)
     for folder in sources + [target]:
         if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: missing folder of the DPDD test tree")
+            raise FileNotFoundError(f"{folder}: missing folder of the DPDD {split} tree")
     items, missing = _pair_items(sources, target)
     if not items:
-        raise FileNotFoundError(f"{target}: no DPDD test images")
+        raise FileNotFoundError(f"{target}: no DPDD {split} images")
     scenes = None
     note = "; ".join(missing)
-    for base in (target.parent, target.parent.parent, root):
+    # The scene labels index the test split only.
+    for base in (target.parent, target.parent.parent, root) if split == "test" else ():
         indoor, outdoor = base / "indoor_labels.npy", base / "outdoor_labels.npy"
         if indoor.is_file() and outdoor.is_file():
             scenes = {}
@@ -99,7 +91,10 @@ def dpdd_set(root: str | Path, views: str = "single") -> EvalSet:
                     raise ValueError(f"{path}: labels {bad[:3]} are outside 1..{len(items)} (images found)")
                 scenes[name] = [int(v) - 1 for v in labels]
             break
-    if scenes is None:
+    if scenes is None and split == "test":
         extra = "no indoor_labels.npy / outdoor_labels.npy found: only the combined average is reported"
         note = f"{note}; {extra}" if note else extra
     return EvalSet(f"dpdd-{views}", root, items, 8 if views == "single" else 16, scenes, {}, note)
+
+
+__all__ = ["EvalItem", "EvalSet", "dpdd_set", "load_pixels", "pairs_set"]

@@ -222,8 +222,12 @@ def evaluate(
     save_images: Path | None = None,
     on_image: Callable[[str, int, int], None] | None = None,
     model_info: dict | None = None,
+    prior_maps: Callable[[int], object] | None = None,
 ) -> EvalReport:
-    """Score the input, every setting, and the references, image by image."""
+    """Score the input, every setting, and the references, image by image.
+
+    ``prior_maps``: item index -> its whole-image prior map, made beforehand (training validates with the maps it
+    cached); by default each pipeline makes its own."""
     groups = {"all": list(range(len(eval_set.items)))}
     if eval_set.scenes:
         groups.update(eval_set.scenes)
@@ -265,7 +269,8 @@ def evaluate(
         for i, item in enumerate(eval_set.items):
             sources, target = load(i)
             start = time.perf_counter()
-            restored = pipe(np.concatenate(sources, axis=2))
+            prior_map = prior_maps(i) if prior_maps is not None else None
+            restored = pipe(np.concatenate(sources, axis=2), prior_map=prior_map)
             row.seconds += time.perf_counter() - start
             row.images.append({"name": item.name, **score(restored, target, lpips_metric, gain_compensate)})
             if save_images is not None:

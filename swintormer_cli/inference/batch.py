@@ -217,6 +217,19 @@ class Outcome:
     """What made a ``failed`` file fail (for a traceback with ``--debug``)."""
 
 
+def _right_view(left: Path, right: Path | None, image) -> np.ndarray:
+    """The right view of a dual-pixel pair, as float, checked against the left one."""
+    if right is None:
+        raise ImageReadError(left, "this model takes dual-pixel pairs: give the right views with --right")
+    path = right / left.name if right.is_dir() else right
+    view = read_image(path, keep_alpha=False)
+    if view.pixels.shape != image.pixels.shape:
+        raise ImageReadError(
+            path, f"the right view is {view.width}x{view.height}, its left {image.width}x{image.height}"
+        )
+    return view.to_float()
+
+
 def deblur_file(
     pipeline,
     job: Job,
@@ -225,9 +238,13 @@ def deblur_file(
     quality: int = 95,
     strip_metadata: bool = False,
     tile_progress: Callable[[int, int], None] | None = None,
+    right: Path | None = None,
 ) -> Outcome:
     """Read, restore and atomically write one image; any error (but an interrupt) becomes a ``failed`` outcome
-    whose message is one line naming the file."""
+    whose message is one line naming the file.
+
+    ``right``: for a dual-pixel model, the right view's file, or a folder holding it under the input's name (the
+    input is the left view); the output takes the left view's depth and metadata."""
     start = time.perf_counter()
     notes: list[str] = []
     try:
@@ -238,10 +255,10 @@ def deblur_file(
         if job.output.exists() and not overwrite:
             return Outcome(job, "skipped", "output exists (use --overwrite)", notes=notes)
         image = read_image(job.source)
-        views = pipeline.model.config.in_views
-        if views != 1:
-            raise ImageReadError(job.source, "this model takes dual-pixel pairs; `deblur` feeds single images")
-        restored = pipeline(image.to_float(), progress=tile_progress)
+        pixels = image.to_float()
+        if pipeline.model.config.in_views != 1:
+            pixels = np.concatenate([pixels, _right_view(job.source, right, image)], axis=2)
+        restored = pipeline(pixels, progress=tile_progress)
         notes += image.notes
         notes += write_image(
             job.output,

@@ -6,7 +6,8 @@ is measured, then the budget is filled with as many tiles as fit, halving on out
 
 For a model with a diffusion prior, the sampling noise is drawn once for the whole image's latent grid
 from ``seed`` and each tile takes its crop, so the result depends neither on the tile batch size nor on the
-order tiles run in, and one seed gives the same image again.
+order tiles run in, and one seed gives the same image again. A prior sampled over the whole image (``ldm-sr``,
+as the paper made its maps) gives one map for the image first, and each tile takes its crop of that.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class DeblurPipeline:
         precision: str = "auto",
         memory_budget: int | str | None = None,
         trained_window: int | None = None,
+        trained_prior_steps: int | None = None,
         name: str = "",
         **overrides,
     ):
@@ -72,6 +74,7 @@ class DeblurPipeline:
         self.settings = replace(settings or InferenceSettings(), **overrides).resolve(
             min_window=model.config.min_window,
             trained_window=trained_window,
+            trained_prior_steps=trained_prior_steps,
             default_eta=prior.default_eta if prior is not None else 0.0,  # ldm-sr: 1
             device=self.device,
         )
@@ -88,6 +91,7 @@ class DeblurPipeline:
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, settings: InferenceSettings | None = None, **kwargs) -> DeblurPipeline:
         kwargs.setdefault("trained_window", bundle.trained_window)
+        kwargs.setdefault("trained_prior_steps", bundle.trained_prior_steps)
         kwargs.setdefault("name", bundle.source)
         return cls(bundle.model, bundle.prior, settings, **kwargs)
 
@@ -124,16 +128,21 @@ class DeblurPipeline:
             info.update(prior_steps=s.prior_steps, sampler=s.sampler, eta=s.eta, seed=s.seed)
         return info
 
-    def __call__(self, image: np.ndarray | torch.Tensor, progress: ProgressFn | None = None):
+    def __call__(
+        self,
+        image: np.ndarray | torch.Tensor,
+        progress: ProgressFn | None = None,
+        prior_map: torch.Tensor | None = None,
+    ):
         """HxWxC array (uint8, uint16 or float in [0, 1]) or CxHxW float tensor -> the same kind back."""
         if isinstance(image, torch.Tensor):
-            return self.restore(image, progress)
+            return self.restore(image, progress, prior_map)
         array = np.asarray(image)
         if array.ndim != 3:
             raise ValueError(f"expected an HxWxC image, got shape {array.shape}")
         scale = pixel_peak(array.dtype)  # 1 for floats: already in [0, 1]
         x = torch.from_numpy(array.astype(np.float32) / scale).permute(2, 0, 1)
-        y = self.restore(x, progress).permute(1, 2, 0).numpy()
+        y = self.restore(x, progress, prior_map).permute(1, 2, 0).numpy()
         if scale == 1.0:
             return y.astype(array.dtype if np.issubdtype(array.dtype, np.floating) else np.float32)
         return np.round(y * scale).astype(array.dtype)
@@ -141,9 +150,24 @@ class DeblurPipeline:
     def grid(self, height: int, width: int) -> TileGrid:
         return TileGrid(height, width, self.settings.window, self.settings.shift)
 
+    def prior_map(self, image: torch.Tensor) -> torch.Tensor | None:
+        """The whole-image prior map of a (C, H, W) image in [0, 1] with these settings, for a prior sampled over
+        the whole image (None for any other): what ``restore`` cuts each tile's prior from."""
+        if self.prior is None or not self.prior.whole_image:
+            return None
+        s = self.settings
+        return self.prior.sample_map(
+            image, steps=s.prior_steps, sampler=s.sampler, eta=s.eta, seed=s.seed, device=self.device
+        )
+
     @torch.no_grad()
-    def restore(self, image: torch.Tensor, progress: ProgressFn | None = None) -> torch.Tensor:
-        """(3*in_views, H, W) float in [0, 1] on the CPU -> (3, H, W) float32 in [0, 1] on the CPU."""
+    def restore(
+        self, image: torch.Tensor, progress: ProgressFn | None = None, prior_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(3*in_views, H, W) float in [0, 1] on the CPU -> (3, H, W) float32 in [0, 1] on the CPU.
+
+        ``prior_map``: for a prior sampled over the whole image, its map of this image when already made (training
+        caches them); by default ``prior_map(image)`` makes it."""
         expected = 3 * self.model.config.in_views
         if image.ndim != 3 or image.shape[0] != expected:
             raise ValueError(f"expected a ({expected}, H, W) tensor, got {tuple(image.shape)}")
@@ -152,12 +176,23 @@ class DeblurPipeline:
         grid = self.grid(height, width)
         tiles = grid.tiles
         acc = Accumulator(3, grid, self.settings.blend)
-        noise = self._noise_grid(tiles)
+        if self.prior is not None and self.prior.whole_image:
+            prior_map = self.prior_map(image) if prior_map is None else prior_map.to("cpu", torch.float32)
+            if tuple(prior_map.shape) != (self.prior.channels, height, width):
+                raise ValueError(
+                    f"prior map has shape {tuple(prior_map.shape)}, expected {(self.prior.channels, height, width)}"
+                )
+            noise = None
+        elif prior_map is not None:
+            raise ValueError("a prior map was given, but this model's prior is sampled tile by tile")
+        else:
+            noise = self._noise_grid(tiles)
+        guide = (noise, prior_map)
         key = (grid.tile_height, grid.tile_width)
         done = 0
         if not self.batch_size and key not in self._batch_sizes:
             # The first tile runs alone, measured; its output is kept like any other.
-            acc.add(tiles[0], self._measure_first_tile(image, tiles[0], noise, key)[0])
+            acc.add(tiles[0], self._measure_first_tile(image, tiles[0], guide, key)[0])
             done = 1
             if progress is not None:
                 progress(done, len(tiles))
@@ -174,7 +209,7 @@ class DeblurPipeline:
 
         # Results are merged in tile order whatever order the workers finish in, so the sums, and the
         # output bytes, are the same run after run.
-        for chunk, out in self._in_order(lambda c: self._run_fitting(image, c, noise, key), chunks()):
+        for chunk, out in self._in_order(lambda c: self._run_fitting(image, c, guide, key), chunks()):
             for tile, tile_out in zip(chunk, out, strict=True):
                 acc.add(tile, tile_out)
             done += len(chunk)
@@ -196,11 +231,11 @@ class DeblurPipeline:
         return self.batch_size or max(self._batch_sizes.values(), default=1)
 
     # -- internals ------------------------------------------------------------------------------------
-    def _measure_first_tile(self, image: torch.Tensor, tile: Tile, noise, key: tuple[int, int]) -> torch.Tensor:
+    def _measure_first_tile(self, image: torch.Tensor, tile: Tile, guide, key: tuple[int, int]) -> torch.Tensor:
         """Run one tile alone, measuring its peak, and size the batches from the budget."""
         meter = PeakMeter(self.device)
         with meter.measure():
-            out = self._run_fitting(image, [tile], noise, key)
+            out = self._run_fitting(image, [tile], guide, key)
         self.last_tile_peak = meter.peak
         # None: not measurable here, so one tile at a time. 0: the tile grew nothing, because it ran in memory
         # an earlier run left to the allocator (see keep_freed_memory), so the cap decides.
@@ -208,10 +243,12 @@ class DeblurPipeline:
         self._batch_sizes[key] = max(1, min(fit, MAX_BATCH.get(self.device.type, MAX_BATCH_DEFAULT)))
         return out
 
-    def _run_fitting(self, image: torch.Tensor, chunk: list[Tile], noise, key: tuple[int, int]) -> torch.Tensor:
-        """Run a chunk of tiles; out of memory, run it again in halves and keep the smaller batch size."""
+    def _run_fitting(self, image: torch.Tensor, chunk: list[Tile], guide, key: tuple[int, int]) -> torch.Tensor:
+        """Run a chunk of tiles; out of memory, run it again in halves and keep the smaller batch size.
+
+        ``guide``: (the image's prior noise grid, its whole-image prior map), either or both None."""
         try:
-            return self._run(image, chunk, noise)
+            return self._run(image, chunk, guide)
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried, smaller
             if not is_out_of_memory(exc):
                 raise
@@ -225,7 +262,7 @@ class DeblurPipeline:
         outs, i = [], 0
         while i < len(chunk):
             size = min(half, self.batch_size or self._batch_sizes[key])
-            outs.append(self._run_fitting(image, chunk[i : i + size], noise, key))
+            outs.append(self._run_fitting(image, chunk[i : i + size], guide, key))
             i += size
         return torch.cat(outs)
 
@@ -272,9 +309,11 @@ class DeblurPipeline:
         crops = [noise[:, :, t.y // scale : t.y // scale + lh, t.x // scale : t.x // scale + lw] for t in chunk]
         return torch.stack(crops, dim=1)
 
-    def _forward(self, x: torch.Tensor, noise: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-        prior = None
-        if self.prior is not None:
+    def _forward(
+        self, x: torch.Tensor, noise: torch.Tensor | None, dtype: torch.dtype, prior: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The restored tiles; ``prior``: their crops of a whole-image prior map, else sampled here."""
+        if self.prior is not None and prior is None:
             s = self.settings
             # The prior samples in fp32: its scheduler arithmetic is precision-sensitive and it is cheap.
             prior = self.prior(x, steps=s.prior_steps, sampler=s.sampler, eta=s.eta, noise=noise)
@@ -283,17 +322,21 @@ class DeblurPipeline:
         return y.float()
 
     @torch.no_grad()  # here and not only on restore: worker threads do not inherit the grad mode
-    def _run(self, image: torch.Tensor, chunk: list[Tile], noise: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, image: torch.Tensor, chunk: list[Tile], guide) -> torch.Tensor:
+        noise, prior_map = guide
         x = torch.stack([image[:, t.slices[0], t.slices[1]] for t in chunk]).to(self.device)
         x = x.contiguous(memory_format=self.memory_format)
         tile_noise = self._tile_noise(noise, chunk) if noise is not None else None
-        y = self._forward(x, tile_noise, self.dtype)
+        prior = None
+        if prior_map is not None:
+            prior = torch.stack([prior_map[:, t.slices[0], t.slices[1]] for t in chunk]).to(self.device)
+        y = self._forward(x, tile_noise, self.dtype, prior)
         if self.dtype != torch.float32:
             bad = ~torch.isfinite(y).flatten(1).all(dim=1)
             if bad.any():
                 idx = bad.nonzero().flatten()
                 redo_noise = tile_noise[:, idx.cpu()] if tile_noise is not None else None
-                y[idx] = self._forward(x[idx], redo_noise, torch.float32)
+                y[idx] = self._forward(x[idx], redo_noise, torch.float32, prior[idx] if prior is not None else None)
         return y.cpu()
 
 

@@ -17,6 +17,8 @@ from ..prior import SAMPLERS
 BLENDS: tuple[str, ...] = ("average", "feather")
 DEFAULT_WINDOW = 256
 """The window when neither the user nor the model (its training window) gives one."""
+DEFAULT_PRIOR_STEPS = 20
+"""Prior sampling steps when neither the user nor the model (the steps of the maps it trained on) gives them."""
 
 
 class SettingError(ValueError):
@@ -49,7 +51,8 @@ class InferenceSettings:
     """Distance between tile origins. Default: 3/4 of the window."""
     blend: str = "average"
     """How overlaps merge: ``average`` (the paper) or ``feather``."""
-    prior_steps: int = 20
+    prior_steps: int | None = None
+    """Prior sampling steps. Default: those of the maps the model trained on (ldm-sr), else ``DEFAULT_PRIOR_STEPS``."""
     sampler: str = "ddim"
     eta: float | None = None
     """DDIM eta. Default: the prior's own (0 for latent, 1 for ldm-sr)."""
@@ -62,6 +65,7 @@ class InferenceSettings:
         *,
         min_window: int = 1,
         trained_window: int | None = None,
+        trained_prior_steps: int | None = None,
         default_eta: float = 0.0,
         device: torch.device | None = None,
     ) -> InferenceSettings:
@@ -77,12 +81,13 @@ class InferenceSettings:
             raise SettingError("blend", f"must be {' or '.join(BLENDS)}, got {self.blend!r}")
         if self.sampler not in SAMPLERS:
             raise SettingError("sampler", f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if self.prior_steps < 1:
-            raise SettingError("prior_steps", f"must be at least 1, got {self.prior_steps}")
+        prior_steps = self.prior_steps if self.prior_steps is not None else trained_prior_steps or DEFAULT_PRIOR_STEPS
+        if prior_steps < 1:
+            raise SettingError("prior_steps", f"must be at least 1, got {prior_steps}")
         eta = self.eta if self.eta is not None else default_eta
         if not (math.isfinite(eta) and eta >= 0):
             raise SettingError("eta", f"must be a non-negative number, got {eta}")
         if self.workers is not None and self.workers < 1:
             raise SettingError("workers", f"must be at least 1, got {self.workers}")
         workers = self.workers or (torch.get_num_threads() if device is not None and device.type == "cpu" else 1)
-        return replace(self, window=window, shift=shift, eta=float(eta), workers=workers)
+        return replace(self, window=window, shift=shift, prior_steps=prior_steps, eta=float(eta), workers=workers)

@@ -227,6 +227,9 @@ class Swintormer(nn.Module):
             raise ValueError("this network was built without a prior (prior_channels = 0)")
         h, w = x.shape[-2:]
         inp = pad_to_multiple(x, c.size_multiple)
+        if prior is not None and prior.shape[-2:] == (h, w) and inp.shape[-2:] != (h, w):
+            # A map at the input's own resolution (ldm-sr's) is padded as the input is, to stay aligned with it.
+            prior = pad_to_multiple(prior, c.size_multiple)
 
         feat = self.stem(inp)
         if prior is not None:

@@ -83,6 +83,9 @@ class Prior(nn.Module):
     kind: str = ""
     #: DDIM eta used when none is given (0: deterministic sampling)
     default_eta: float = 0.0
+    #: True: the feature map is sampled once over the whole image (``sample_map``) and each tile takes its
+    #: crop, as the paper's prior was made; False: sampled tile by tile from the tile alone.
+    whole_image: bool = False
 
     @property
     def channels(self) -> int:
@@ -109,8 +112,9 @@ class Prior(nn.Module):
     ) -> torch.Tensor:
         """Sample the prior feature map for ``blurry``.
 
-        noise: optional (noise_draws(steps, sampler, eta), B, *latent_shape) tensor; drawn from
-        ``generator`` when not given.
+        noise: optional (noise_draws(steps, sampler, eta), B, *latent_shape) tensor, or a function of the
+        draw's index giving (B, *latent_shape) (called once per index, in order); drawn from ``generator``
+        when not given.
         """
         raise NotImplementedError
 
@@ -130,14 +134,21 @@ class Prior(nn.Module):
         shape = (noise_draws(steps, sampler, eta), batch, *latent_shape)
         if noise is None:
             noise = torch.randn(shape, generator=generator, device="cpu" if generator is None else generator.device)
-        if tuple(noise.shape) != shape:
-            raise ValueError(f"prior noise has shape {tuple(noise.shape)}, expected {shape}")
-        noise = noise.to(device=like.device, dtype=like.dtype)
+        if callable(noise):
+            # Drawn one step at a time (draw i is called in order): a whole image's noise for every step at
+            # once would take many times the memory of the latent itself.
+            def draw(i: int) -> torch.Tensor:
+                return noise(i).to(device=like.device, dtype=like.dtype)
+        else:
+            if tuple(noise.shape) != shape:
+                raise ValueError(f"prior noise has shape {tuple(noise.shape)}, expected {shape}")
+            noise = noise.to(device=like.device, dtype=like.dtype)
+            draw = noise.__getitem__
         scheduler = make_sampler(self.train_scheduler, sampler, steps)
-        z = noise[0] * scheduler.init_noise_sigma
+        z = draw(0) * scheduler.init_noise_sigma
         for i, t in enumerate(scheduler.timesteps):
             out = denoise(scheduler.scale_model_input(z, t), t)
-            step_noise = noise[i + 1] if shape[0] > 1 else None
+            step_noise = draw(i + 1) if shape[0] > 1 else None
             if isinstance(scheduler, DDIMScheduler):
                 z = scheduler.step(out, t, z, eta=eta, variance_noise=step_noise).prev_sample
             else:

@@ -3,32 +3,67 @@
 Loaded with diffusers' own classes from the Hub id ``CompVis/ldm-super-resolution-4x-openimages`` (or a
 local folder with the same ``unet/``, ``scheduler/`` layout). Only the UNet's safetensors weights are
 read (never a pickled ``.bin``), and from the Hub only the three files needed, at one commit: the commit
-is recorded (``revision``), and a model file saved with the prior names it, so loading that file fetches
-exactly those weights again. Sampled as the official Swintormer script does: DDIM, 20 steps, eta 1
-(``default_eta``), conditioned on the blurry image scaled to [-1, 1]; the 3-channel latent, at the input's
-own resolution, is the prior (the VQ decoder, which would make a 4x image, is not run). No weights shipped
-with this project use this prior yet.
+is recorded (``revision``) with a sha256 of the three files (``digest``), and a model file saved with the
+prior names both, so loading that file fetches exactly those weights again and checks them. Sampled as the
+official Swintormer script (``generate_feature.py``) does: DDIM, 20 steps, eta 1 (``default_eta``),
+conditioned on the blurry image scaled to [-1, 1], over the *whole image* (``whole_image``), with the UNet
+run on overlapping 128x128 patches of the latent, 64 apart, merged at every step (the script does this
+through LDM's ``split_input_params``): the map of one image does not depend on how it is tiled later, and
+the UNet's memory stays that of one patch batch. The 3-channel latent, at the input's own resolution, is
+the prior (the VQ decoder, which would make a 4x image, is not run). A dual-pixel input is conditioned on
+the mean of its two views (the model takes one RGB image; the mean is the centre view, in effect).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
+from ..io import sha256_of
 from ..models.padding import pad_to_multiple
 from .base import Prior
 
 HUB_ID = "CompVis/ldm-super-resolution-4x-openimages"
 # What is read of a Hub repo or a folder: the UNet (config and safetensors weights) and the scheduler.
 FILES = ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json")
+# The official feature script's split_input_params: the UNet sees 128x128 latent patches, 64 apart.
+PATCH, PATCH_STRIDE = 128, 64
+CHANNELS = 3
+"""Channels of the LDM-SR latent (the UNet's ``out_channels``): what a network trained with it is built for."""
+
+
+def files_digest(folder: Path) -> str:
+    """sha256 over the files the prior is read from (each one's name and content): what its map depends on."""
+    total = hashlib.sha256()
+    for name in FILES:
+        total.update(f"{name}\0{sha256_of(folder / name)}\n".encode())
+    return total.hexdigest()
+
+
+def _origins(length: int, patch: int, stride: int) -> list[int]:
+    if patch >= length:
+        return [0]
+    return [*range(0, length - patch, stride), length - patch]
+
+
+def _ramp(length: int, overlap: int) -> torch.Tensor:
+    """Patch merge weight along one axis: 1 inside, rising linearly over the overlap, never 0."""
+    w = torch.ones(length)
+    n = min(overlap, length // 2)
+    if n > 0:
+        ramp = (torch.arange(n, dtype=torch.float32) + 0.5) / n
+        w[:n], w[length - n :] = ramp, ramp.flip(0)
+    return w
 
 
 class LDMSuperResolutionPrior(Prior):
     kind = "ldm-sr"
     default_source = HUB_ID
     default_eta = 1.0
+    whole_image = True
 
     def __init__(
         self,
@@ -36,6 +71,10 @@ class LDMSuperResolutionPrior(Prior):
         scheduler: DDIMScheduler | DDPMScheduler,
         source: str = HUB_ID,
         revision: str | None = None,
+        digest: str | None = None,
+        patch: int = PATCH,
+        patch_stride: int = PATCH_STRIDE,
+        patch_batch: int = 4,
     ):
         super().__init__()
         self.unet = unet.eval().requires_grad_(False)
@@ -43,8 +82,16 @@ class LDMSuperResolutionPrior(Prior):
         self.source = source
         self.revision = revision
         """The Hub commit the weights came from (None for a local folder)."""
+        self.digest = digest
+        """sha256 over the files read (``files_digest``); None for a prior built in memory."""
         # The UNet downsamples len(block_out_channels) - 1 times.
         self._multiple = 2 ** (len(unet.config.block_out_channels) - 1)
+        if patch % self._multiple or not 0 < patch_stride <= patch:
+            raise ValueError(
+                f"ldm-sr patch {patch} must be a multiple of {self._multiple} and its stride in [1, {patch}], "
+                f"got {patch_stride}"
+            )
+        self.patch, self.patch_stride, self.patch_batch = patch, patch_stride, patch_batch
 
     @classmethod
     def from_pretrained(
@@ -54,7 +101,8 @@ class LDMSuperResolutionPrior(Prior):
         through the Hugging Face cache. The commit fetched is recorded in ``revision``."""
         folder = Path(name_or_path).expanduser()
         if folder.is_dir():
-            revision = None
+            # Recorded in model files: absolute, so that they load from any working directory.
+            name_or_path, revision = folder.absolute(), None
         else:
             from huggingface_hub import hf_hub_download
 
@@ -70,7 +118,12 @@ class LDMSuperResolutionPrior(Prior):
                 "are never loaded, as they can run code"
             ) from exc
         scheduler = DDIMScheduler.from_pretrained(folder, subfolder="scheduler")
-        return cls(unet, scheduler, source=str(name_or_path), revision=revision)
+        return cls(unet, scheduler, source=str(name_or_path), revision=revision, digest=files_digest(folder))
+
+    @property
+    def identity(self) -> dict:
+        """What names these weights: the Hub commit (None for a folder) and the files' sha256."""
+        return {"revision": self.revision, "sha256": self.digest}
 
     @property
     def channels(self) -> int:
@@ -84,6 +137,40 @@ class LDMSuperResolutionPrior(Prior):
         m = self._multiple
         return (self.channels, -(-height // m) * m, -(-width // m) * m)
 
+    def condition(self, blurry: torch.Tensor) -> torch.Tensor:
+        """The RGB image the model is conditioned on: the input, or the mean of a dual-pixel pair's views."""
+        if blurry.shape[1] == 3:
+            return blurry
+        if blurry.shape[1] == 6:
+            return (blurry[:, :3] + blurry[:, 3:]) / 2
+        raise ValueError(f"the ldm-sr prior takes 3 (RGB) or 6 (dual-pixel) channels, got {blurry.shape[1]}")
+
+    def _denoise(self, z: torch.Tensor, cond: torch.Tensor, t) -> torch.Tensor:
+        """The UNet's output for the whole latent: one call when it fits in a patch, else overlapping patches
+        (in batches of ``patch_batch``) merged with weights that fall off over the overlap."""
+        height, width = z.shape[-2:]
+        if height <= self.patch and width <= self.patch:
+            return self.unet(torch.cat([z, cond], dim=1), t).sample
+        ph, pw = min(self.patch, height), min(self.patch, width)
+        overlap = self.patch - self.patch_stride
+        weight = (_ramp(ph, overlap)[:, None] * _ramp(pw, overlap)[None, :]).to(z)
+        origins = [
+            (y, x)
+            for y in _origins(height, self.patch, self.patch_stride)
+            for x in _origins(width, self.patch, self.patch_stride)
+        ]
+        both = torch.cat([z, cond], dim=1)
+        total = torch.zeros_like(z)
+        norm = torch.zeros_like(z[:1, :1])
+        for i in range(0, len(origins), self.patch_batch):
+            group = origins[i : i + self.patch_batch]
+            inputs = torch.cat([both[..., y : y + ph, x : x + pw] for y, x in group])
+            outs = self.unet(inputs, t).sample.split(z.shape[0])
+            for (y, x), out in zip(group, outs, strict=True):
+                total[..., y : y + ph, x : x + pw] += out * weight
+                norm[..., y : y + ph, x : x + pw] += weight
+        return total / norm
+
     @torch.no_grad()
     def forward(
         self,
@@ -94,10 +181,34 @@ class LDMSuperResolutionPrior(Prior):
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        cond = pad_to_multiple(blurry, self._multiple) * 2 - 1
+        cond = pad_to_multiple(self.condition(blurry), self._multiple) * 2 - 1
 
         def denoise(z, t):
-            return self.unet(torch.cat([z, cond], dim=1), t).sample
+            return self._denoise(z, cond, t)
 
         shape = (self.channels, *cond.shape[-2:])
         return self._sample(denoise, shape, cond.shape[0], steps, sampler, eta, generator, noise, cond)
+
+    def sample_map(
+        self,
+        image: torch.Tensor,
+        steps: int = 20,
+        sampler: str = "ddim",
+        eta: float = 1.0,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """The prior map of a whole (C, H, W) image in [0, 1]: (3, H, W) float32 on the CPU.
+
+        The noise comes from ``seed`` alone, drawn on the CPU one step at a time for the whole latent grid, so
+        the map is the same on any device and whatever tiles it is cut into later."""
+        height, width = image.shape[-2:]
+        x = image[None].to(device or "cpu", torch.float32)
+        latent = self.latent_shape(height, width)
+        generator = torch.Generator().manual_seed(seed)
+
+        def draw(_: int) -> torch.Tensor:  # called once per draw, in order
+            return torch.randn((1, *latent), generator=generator)
+
+        z = self(x, steps=steps, sampler=sampler, eta=eta, noise=draw)
+        return z[0, :, :height, :width].float().cpu()

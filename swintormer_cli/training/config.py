@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from ..config_dict import from_data
+from ..prior.cache import MapSettings
 
 STAGE_ORDER: tuple[str, ...] = ("encoder", "restorer", "prior", "joint")
 """The training stages in the order ``stage: all`` runs them (training/stages.py says what each does)."""
@@ -26,11 +27,21 @@ class ModelSection:
 @dataclass
 class PriorSection:
     kind: str = "none"
-    """``latent`` or ``none`` (``ldm-sr`` is pretrained and frozen: nothing of it is trained here)."""
+    """``latent`` (this project's, trained in stages), ``ldm-sr`` (the paper's: pretrained and frozen; the
+    restorer learns to read its maps, made once per image and cached) or ``none``."""
     config: dict[str, Any] = field(default_factory=dict)
     train_sample_steps: int = 4
     """DDIM steps sampled with gradients in the prior and joint stages (DiffIR runs its few steps the same way)."""
     latent_loss_weight: float = 1.0
+    source: str | None = None
+    """``ldm-sr``: a Hub repo id (default ``CompVis/ldm-super-resolution-4x-openimages``) or a local folder."""
+    revision: str | None = None
+    """``ldm-sr``: the Hub commit to fetch (default: the branch's head when first fetched). The commit fetched
+    is what the cache keys and the model file records either way."""
+    maps: MapSettings = field(default_factory=MapSettings)
+    """``ldm-sr``: how each image's map is sampled (steps, sampler, eta, seed) and stored (dtype)."""
+    cache_dir: str | None = None
+    """``ldm-sr``: where the maps are kept; default beside the data (``ROOT/.swintormer-prior-cache``)."""
 
 
 @dataclass
@@ -59,6 +70,8 @@ class OptimSection:
     grad_clip: float = 0.01
     """Max gradient norm (Restormer's training code uses 0.01)."""
     ema: float = 0.999
+    hold_steps: int = 0
+    """Steps at ``lr`` after the warm-up, before the cosine begins (the official code holds 3e-4 for 12000)."""
 
 
 @dataclass
@@ -75,7 +88,11 @@ class LossSection:
 @dataclass
 class ValidationSection:
     sets: list[str] = field(default_factory=list)
-    """Paired folders (source/ + target/) scored with the EMA weights, tiled the way ``deblur`` runs."""
+    """Paired folders (source/ + target/), or DPDD roots with ``kind: dpdd``, scored with the EMA weights, tiled
+    the way ``deblur`` runs."""
+    kind: str = "pairs"
+    """``pairs`` or ``dpdd`` (the ``split`` of each root, read as ``eval`` reads DPDD, in ``data.views``)."""
+    split: str = "val"
     every: int = 1000
     """Validate every this many steps, and at the last; 0: only at the last."""
     max_images: int = 6
@@ -132,10 +149,26 @@ class TrainConfig:
         ):
             if value < 0:
                 raise ValueError(f"{key} must be 0 (only at the last step) or a positive step count, got {value}")
-        if self.prior.kind not in ("latent", "none"):
-            raise ValueError(f"prior.kind must be 'latent' or 'none' for training, got {self.prior.kind!r}")
+        if self.prior.kind not in ("latent", "ldm-sr", "none"):
+            raise ValueError(f"prior.kind must be 'latent', 'ldm-sr' or 'none', got {self.prior.kind!r}")
         if self.stage in ("encoder", "prior", "joint") and self.prior.kind == "none":
             raise ValueError(f"stage {self.stage!r} trains a prior, but prior.kind is 'none'")
+        if self.prior.kind == "ldm-sr":
+            if self.stage != "restorer":
+                raise ValueError(
+                    f"stage {self.stage!r} trains a prior, but the ldm-sr prior is pretrained and frozen: "
+                    "use stage: restorer"
+                )
+            if self.data.kind not in ("pairs", "dpdd"):
+                raise ValueError(
+                    f"prior.kind ldm-sr trains from each image's prior map, made once and cached, which needs fixed "
+                    f"blurry inputs; data.kind {self.data.kind!r} degrades photos anew at every step: use "
+                    "data.kind pairs or dpdd"
+                )
+        if self.validation.kind not in ("pairs", "dpdd"):
+            raise ValueError(f"validation.kind must be 'pairs' or 'dpdd', got {self.validation.kind!r}")
+        if self.optim.hold_steps < 0:
+            raise ValueError(f"optim.hold_steps must not be negative, got {self.optim.hold_steps}")
 
     def _boundaries(self) -> list[tuple[str, int, int]]:
         names = STAGE_ORDER

@@ -5,7 +5,8 @@ encoder   (only when fine-tuning from an inference export, which leaves the targ
           image and that stays near what the trained diffusion model samples, so the next stages can build
           on both;
 restorer  the Swintormer learns with a prior computed by the prior's *target encoder* from the sharp and
-          blurry images (or with no prior at all: the plain network, the ablation baseline);
+          blurry images, or with the given maps of a frozen prior (ldm-sr's, cached per image), or with no prior
+          at all (the plain network, the ablation baseline);
 prior     the diffusion model learns to produce that target latent from the blurry image alone: the
           denoising loss at a random timestep, plus an L1 between a few-step DDIM sample (with gradients)
           and the target;
@@ -63,9 +64,17 @@ def image_loss(restored: torch.Tensor, sharp: torch.Tensor, frequency_weight: fl
 
 
 def restorer_loss(
-    model: Swintormer, prior: Prior | None, blurry: torch.Tensor, sharp: torch.Tensor, frequency_weight: float = 0.0
+    model: Swintormer,
+    prior: Prior | None,
+    blurry: torch.Tensor,
+    sharp: torch.Tensor,
+    prior_map: torch.Tensor | None = None,
+    frequency_weight: float = 0.0,
 ) -> torch.Tensor:
-    guide = prior.target_latent(sharp, blurry) if prior is not None else None
+    if prior_map is not None:
+        guide = prior_map
+    else:
+        guide = prior.target_latent(sharp, blurry) if prior is not None else None
     return image_loss(model(blurry, guide), sharp, frequency_weight)
 
 
@@ -145,10 +154,16 @@ class StageLoss(nn.Module):
         self.latent_weight = latent_weight
         self.frequency_weight = frequency_weight
 
-    def forward(self, blurry: torch.Tensor, sharp: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def forward(
+        self,
+        blurry: torch.Tensor,
+        sharp: torch.Tensor,
+        generator: torch.Generator,
+        prior_map: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         fw = self.frequency_weight
         if self.stage == "restorer":
-            return restorer_loss(self.model, self.prior, blurry, sharp, fw)
+            return restorer_loss(self.model, self.prior, blurry, sharp, prior_map, fw)
         if self.stage == "encoder":
             return encoder_loss(
                 self.model, self.prior, blurry, sharp, generator, self.sample_steps, self.latent_weight, fw

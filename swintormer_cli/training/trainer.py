@@ -42,7 +42,8 @@ from ..data.degradation import Degradation, DegradationConfig
 from ..inference.device import prepare_device, resolve_device, resolve_precision
 from ..models import Swintormer, preset
 from ..prior import LatentPrior, LatentPriorConfig
-from . import distributed
+from ..prior.ldm_sr import CHANNELS as LDM_SR_CHANNELS
+from . import distributed, run_data
 from .checkpoints import checkpoint_folder, truncate_metrics, write_checkpoint
 from .config import TrainConfig, dump_config
 from .stages import StageLoss, set_trainable
@@ -67,6 +68,8 @@ def resolve_model_file(spec: str) -> Path:
 
 
 def build_networks(config: TrainConfig) -> tuple[Swintormer, LatentPrior | None]:
+    """The restorer, and the prior that trains with it (``latent``; None for ``none`` and for the frozen ``ldm-sr``,
+    which ``run_data.load_frozen_prior`` loads: the network only needs the depth of its maps)."""
     in_views = 2 if (config.data.kind == "dpdd" and config.data.views == "dual") else 1
     prior = None
     overrides = dict(config.model.overrides)
@@ -74,6 +77,11 @@ def build_networks(config: TrainConfig) -> tuple[Swintormer, LatentPrior | None]
     if config.prior.kind == "latent":
         prior = LatentPrior(LatentPriorConfig.from_dict({**config.prior.config, "in_views": in_views}))
         overrides.update(prior_channels=prior.channels, prior_scale=prior.scale)
+    elif config.prior.kind == "ldm-sr":
+        # The map is at the image's resolution: it modulates the stem (1/2) and, by default, the level at 1/4,
+        # a second scale (a choice, not a measured one; model.overrides.prior_scale changes it).
+        overrides["prior_channels"] = LDM_SR_CHANNELS
+        overrides.setdefault("prior_scale", 4)
     model = Swintormer(preset(config.model.preset, **overrides))
     return model, prior
 
@@ -92,16 +100,19 @@ def ema_with_warmup(decay: float):
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine from ``lr`` to ``min_lr`` over the current stage.
+    """Linear warm-up, ``hold_steps`` at ``lr``, then cosine from ``lr`` to ``min_lr`` over the current stage.
 
     The warm-up takes at most a quarter of a stage, so a short stage still gets its decay."""
     o = config.optim
     first, end = config.stage_bounds(config.stage_at(step))
     local, length = step - first, max(1, end - first)
-    warmup = max(1, min(o.warmup_steps, length // 4))
+    warmup = min(o.warmup_steps, max(1, length // 4))  # 0: none
     if local < warmup:
         return o.lr * (local + 1) / warmup
-    progress = (local - warmup) / max(1, length - warmup)
+    if local < warmup + o.hold_steps:
+        return o.lr
+    decay_start = min(warmup + o.hold_steps, length)
+    progress = (local - decay_start) / max(1, length - decay_start)
     return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -109,6 +120,8 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 class Batch:
     blurry: torch.Tensor
     sharp: torch.Tensor
+    prior: torch.Tensor | None = None
+    """Crops of the blurry images' cached prior maps (ldm-sr)."""
 
 
 class Trainer:
@@ -124,11 +137,19 @@ class Trainer:
         # The initial weights come from the seed too: one config gives the same model again.
         torch.manual_seed(config.seed)
         self.model, self.prior = build_networks(config)
+        # The paper's prior, frozen: it makes the maps (once per image, cached) and is recorded in the model files.
+        self.map_prior = run_data.load_frozen_prior(config) if config.prior.kind == "ldm-sr" else None
+        if self.map_prior is not None and self.map_prior.channels != self.model.config.prior_channels:
+            raise ValueError(
+                f"the ldm-sr prior from {self.map_prior.source} makes {self.map_prior.channels}-channel maps; "
+                f"the network is built for {self.model.config.prior_channels}"
+            )
+        self.maps: run_data.RunMaps | None = None
         if config.init_from:
             # Before the average is made, so it starts from these weights too; a resume overwrites both.
             init_from_file(
                 self.model,
-                self.prior,
+                self.prior or self.map_prior,
                 resolve_model_file(config.init_from),
                 relearn_target_encoder=config.has_stage("encoder"),
             )
@@ -136,6 +157,8 @@ class Trainer:
         self.model.to(self.device, memory_format=self.memory_format)
         if self.prior is not None:
             self.prior.to(self.device, memory_format=self.memory_format)
+        if self.map_prior is not None:
+            self.map_prior.to(self.device)
         self.networks = nn.ModuleDict({"restorer": self.model, **({"prior": self.prior} if self.prior else {})})
         self.ema = AveragedModel(self.networks, multi_avg_fn=ema_with_warmup(config.optim.ema), use_buffers=False)
         self.loss_module = StageLoss(
@@ -153,7 +176,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.best_psnr = -math.inf
         self.autocast_dtype = self._autocast_dtype()
-        self._val_cache: dict = {}
+        self._val_sets: dict | None = None
         if resume:
             self._resume(resume)
 
@@ -179,6 +202,10 @@ class Trainer:
             seed=c.seed,
             cache=data.cache,
         )
+        if self.map_prior is not None:
+            # Every training and validation image's map, checked in the cache or made there, before any step.
+            self.maps = run_data.prepare(c, self.map_prior, self.device, dataset, self._validation_sets())
+            dataset.prior_maps = self.maps.train
         sampler = StepSampler(start, c.max_steps, c.batch_size, self.dist.rank, self.dist.world)
         if self.degradation is not None and self.device.type == "cpu":
             # On a CPU the blur is made as the crops load (in the loader's workers, if any); on a GPU it is
@@ -214,7 +241,8 @@ class Trainer:
             return Batch(raw.blurry.to(self.device), raw.sharp.to(self.device))
         if isinstance(raw, PairedSample):
             source, target = raw.source.to(self.device), raw.target.to(self.device)
-            return Batch(source.contiguous(memory_format=fmt), target.contiguous(memory_format=fmt))
+            prior = raw.prior.to(self.device).contiguous(memory_format=fmt) if raw.prior is not None else None
+            return Batch(source.contiguous(memory_format=fmt), target.contiguous(memory_format=fmt), prior)
         sharp = raw.to(self.device, non_blocking=True)
         out = self.degradation(sharp, self._generator(step, salt=1))
         m = self._margin()
@@ -244,7 +272,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------------
     def _training_record(self) -> dict:
         c = self.config
-        return {
+        record = {
             "run": c.name,
             "step": self.step,
             "stage": self.stage,
@@ -255,6 +283,13 @@ class Trainer:
             "degradation": c.degradation.get("recipe", "lens") if c.data.kind == "sharp" else None,
             "seed": c.seed,
         }
+        if c.data.kind == "dpdd":
+            record["views"] = c.data.views
+        if self.map_prior is not None:  # how the maps it learnt from were sampled
+            m = c.prior.maps
+            eta = self.map_prior.default_eta if m.eta is None else m.eta
+            record["prior_maps"] = {"steps": m.steps, "sampler": m.sampler, "eta": eta, "seed": m.seed}
+        return record
 
     def save(self, name: str = "last") -> Path:
         """Write a checkpoint folder as a whole: its three files always belong to the same step."""
@@ -262,7 +297,7 @@ class Trainer:
         if not self.dist.is_main:
             return folder
         ema_model = self.ema.module["restorer"]
-        ema_prior = self.ema.module["prior"] if self.prior is not None else None
+        ema_prior = self.ema.module["prior"] if self.prior is not None else self.map_prior
         state = {
             "step": self.step,
             "stage": self.stage,
@@ -271,7 +306,8 @@ class Trainer:
             "best_psnr": self.best_psnr,
             "torch_rng": torch.get_rng_state(),
         }
-        write_checkpoint(folder, (self.model, self.prior), (ema_model, ema_prior), self._training_record(), state)
+        raw = (self.model, self.prior if self.prior is not None else self.map_prior)
+        write_checkpoint(folder, raw, (ema_model, ema_prior), self._training_record(), state)
         return folder
 
     def _resume(self, spec: str) -> None:
@@ -308,19 +344,23 @@ class Trainer:
         log.info("resumed from %s at step %d", folder, self.step)
 
     # -- validation -----------------------------------------------------------------------------------
+    def _validation_sets(self) -> dict:
+        if self._val_sets is None:
+            self._val_sets = run_data.validation_sets(self.config)
+        return self._val_sets
+
     def validate(self) -> dict:
         """Score the EMA weights on each validation set with the evaluation code (as ``swintormer eval`` does
-        on a paired folder): PSNR, SSIM, the input's PSNR, and gain-compensated PSNR when asked for."""
-        from dataclasses import replace
-
-        from ..evaluation.datasets import pairs_set
+        on a paired folder or DPDD): PSNR, SSIM, the input's PSNR, and gain-compensated PSNR when asked for.
+        With the ldm-sr prior, each image's map comes from the cache, as the training crops' do."""
         from ..evaluation.runner import Setting, evaluate
         from ..inference import DeblurPipeline
+        from ..prior.cache import read_map
 
         v = self.config.validation
         results = {}
         model = self.ema.module["restorer"]
-        prior = self.ema.module["prior"] if self.prior is not None else None
+        prior = self.ema.module["prior"] if self.prior is not None else self.map_prior
         pipe = DeblurPipeline(
             model,
             prior,
@@ -331,18 +371,22 @@ class Trainer:
             memory_budget="2GiB",
         )
         setting = Setting(pipe.settings.window, pipe.settings.shift, pipe.settings.blend)
-        for root in v.sets:
-            if root not in self._val_cache:
-                eval_set = pairs_set(root)
-                self._val_cache[root] = replace(eval_set, items=eval_set.items[: v.max_images], references={})
-            report = evaluate(self._val_cache[root], lambda _: pipe, [setting], gain_compensate=v.gain_compensate)
+        for name, eval_set in self._validation_sets().items():
+            maps = None
+            if self.maps is not None:
+                paths = self.maps.validation[name]
+
+                def maps(i: int, paths=paths):
+                    return read_map(paths[i])
+
+            report = evaluate(eval_set, lambda _: pipe, [setting], gain_compensate=v.gain_compensate, prior_maps=maps)
             given, restored = report.rows[0].averages["all"], report.rows[1].averages["all"]
             scores = {"psnr": restored["psnr"], "ssim": restored["ssim"], "input_psnr": given["psnr"]}
             if v.gain_compensate:
                 scores["gc_psnr"] = restored["gc_psnr"]
-            results[Path(root).name] = scores
+            results[name] = scores
         model.train()
-        if prior is not None:
+        if self.prior is not None:  # the averaged prior that trains (a frozen ldm-sr prior stays in eval mode)
             prior.train()
         return results
 
@@ -382,7 +426,7 @@ class Trainer:
                     dtype=self.autocast_dtype or torch.float32,
                     enabled=self.autocast_dtype is not None,
                 ):
-                    loss = self.wrapped(batch.blurry, batch.sharp, self._generator(self.step, salt=2))
+                    loss = self.wrapped(batch.blurry, batch.sharp, self._generator(self.step, salt=2), batch.prior)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if c.optim.grad_clip > 0:
