@@ -72,11 +72,18 @@ class ModelBundle:
         return int(value) if value else None
 
     @property
-    def trained_prior_steps(self) -> int | None:
-        """The sampling steps of the prior maps the model was trained on (ldm-sr), the default at inference."""
+    def inference_defaults(self):
+        """What the file's training record names for inference (``ModelDefaults``): the window and shift its
+        validation tiled with, and the prior steps (those of the ldm-sr maps it trained on, or of the latent
+        prior its validation sampled with)."""
+        from .inference.settings import ModelDefaults
+
+        def number(value):
+            return int(value) if value else None
+
         maps = self.training.get("prior_maps")
-        value = maps.get("steps") if isinstance(maps, dict) else None
-        return int(value) if value else None
+        steps = maps.get("steps") if isinstance(maps, dict) else self.training.get("prior_steps")
+        return ModelDefaults(self.trained_window, number(self.training.get("shift")), number(steps))
 
 
 def prior_spec(prior: Prior | None) -> dict:

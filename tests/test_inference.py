@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from swintormer_cli.inference import Accumulator, DeblurPipeline, TileGrid, merge_weights, parse_size
+from swintormer_cli.inference import Accumulator, DeblurPipeline, ModelDefaults, TileGrid, merge_weights, parse_size
 from swintormer_cli.inference.memory import format_size, is_out_of_memory
 
 from .helpers import gradient_image, tiny_model
@@ -258,9 +258,15 @@ def test_settings_own_the_defaults_and_the_checks():
         0,
         1,
     )
-    assert InferenceSettings(window=100).resolve(trained_window=64).window == 100
-    r = InferenceSettings().resolve(trained_window=64, default_eta=1.0, device=torch.device("cpu"))
+    assert InferenceSettings(window=100).resolve(model=ModelDefaults(window=64)).window == 100
+    r = InferenceSettings().resolve(model=ModelDefaults(window=64), default_eta=1.0, device=torch.device("cpu"))
     assert (r.window, r.shift, r.eta, r.workers) == (64, 48, 1.0, torch.get_num_threads())
+    # A model's own shift and prior steps hold by default; its shift only with its own window.
+    named = ModelDefaults(window=64, shift=60, prior_steps=5)
+    assert (lambda r: (r.window, r.shift, r.prior_steps))(InferenceSettings().resolve(model=named)) == (64, 60, 5)
+    assert InferenceSettings(window=128).resolve(model=named).shift == 96
+    assert InferenceSettings(shift=32, prior_steps=9).resolve(model=named).shift == 32
+    assert InferenceSettings(prior_steps=9).resolve(model=named).prior_steps == 9
     for bad, name in [
         (dict(window=16), "window"),
         (dict(window=64, shift=80), "shift"),

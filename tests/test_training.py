@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from swintormer_cli.cli import app
+from swintormer_cli.inference import DeblurPipeline, ModelDefaults
 from swintormer_cli.training.config import load_config
 from swintormer_cli.training.trainer import Trainer, learning_rate
 from swintormer_cli.weights import Registry, resolve_model
@@ -52,7 +53,7 @@ def _overrides(tmp_path, out, steps=20, every=5):
 def test_train_tiny_cpu_config_completes(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--config", str(CONFIG), "--no-progress"]
-    for o in _overrides(tmp_path, out):
+    for o in [*_overrides(tmp_path, out), "validation.shift=24", "validation.prior_steps=3"]:
         args += ["--set", o]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -71,6 +72,10 @@ def test_train_tiny_cpu_config_completes(tmp_path):
     assert result.exit_code == 0, result.output
     bundle = resolve_model(registry=Registry.load(folder)).load()
     assert bundle.prior is not None and bundle.trained_window == 32
+    # What it was validated with is what it runs with by default.
+    assert bundle.inference_defaults == ModelDefaults(window=32, shift=24, prior_steps=3)
+    pipe = DeblurPipeline.from_bundle(bundle)
+    assert (pipe.settings.window, pipe.settings.shift, pipe.settings.prior_steps) == (32, 24, 3)
     tensors = load_file(str(folder / "mini.safetensors"))
     assert not any(k.startswith("prior.target_encoder.") for k in tensors)
     card = folder / "mini.md"

@@ -92,8 +92,7 @@ def evaluate(
     blends = parse_list(blend)
     model_args = dict(
         min_window=bundle.model.config.min_window,
-        trained_window=bundle.trained_window,
-        trained_prior_steps=bundle.trained_prior_steps,
+        model=bundle.inference_defaults,
     )
     try:
         default_steps = base.resolve(**model_args).prior_steps

@@ -3,7 +3,7 @@
 from .device import PRECISIONS, resolve_device, resolve_precision
 from .memory import PeakMeter, default_budget, format_size, parse_size
 from .pipeline import DeblurPipeline
-from .settings import BLENDS, DEFAULT_WINDOW, InferenceSettings, SettingError
+from .settings import BLENDS, DEFAULT_WINDOW, InferenceSettings, ModelDefaults, SettingError
 from .tiling import Accumulator, Tile, TileGrid, merge_weights
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Accumulator",
     "DeblurPipeline",
     "InferenceSettings",
+    "ModelDefaults",
     "PeakMeter",
     "SettingError",
     "Tile",

@@ -26,7 +26,7 @@ from ..models import Swintormer
 from ..prior import Prior, noise_draws
 from .device import precision_name, precision_reason, prepare_device, resolve_device, resolve_precision
 from .memory import PeakMeter, default_budget, is_out_of_memory, parse_size, release_cached
-from .settings import InferenceSettings
+from .settings import InferenceSettings, ModelDefaults
 from .tiling import Accumulator, Tile, TileGrid
 
 ProgressFn = Callable[[int, int], None]
@@ -52,13 +52,13 @@ class DeblurPipeline:
         device: str | torch.device = "auto",
         precision: str = "auto",
         memory_budget: int | str | None = None,
-        trained_window: int | None = None,
-        trained_prior_steps: int | None = None,
+        model_defaults: ModelDefaults | None = None,
         name: str = "",
         **overrides,
     ):
         """``settings`` (or any of its fields given by keyword: ``window=512``, ``prior_steps=10``, ...)
-        choose how the image is tiled and the prior sampled; ``InferenceSettings`` holds their defaults."""
+        choose how the image is tiled and the prior sampled; ``InferenceSettings`` holds their defaults, which
+        ``model_defaults`` (what a model file names for itself) override."""
         if model.config.prior_channels and prior is None:
             raise ValueError("this model was trained with a prior; pass it (load_model pairs them)")
         if prior is not None and not model.config.prior_channels:
@@ -69,12 +69,10 @@ class DeblurPipeline:
         self.memory_format = prepare_device(self.device)
         self.model = model.to(self.device, memory_format=self.memory_format).eval()
         self.prior = prior.to(self.device).eval() if prior is not None else None
-        self.trained_window = trained_window
         # An unknown keyword is a TypeError here, as for any function.
         self.settings = replace(settings or InferenceSettings(), **overrides).resolve(
             min_window=model.config.min_window,
-            trained_window=trained_window,
-            trained_prior_steps=trained_prior_steps,
+            model=model_defaults,
             default_eta=prior.default_eta if prior is not None else 0.0,  # ldm-sr: 1
             device=self.device,
         )
@@ -90,8 +88,7 @@ class DeblurPipeline:
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, settings: InferenceSettings | None = None, **kwargs) -> DeblurPipeline:
-        kwargs.setdefault("trained_window", bundle.trained_window)
-        kwargs.setdefault("trained_prior_steps", bundle.trained_prior_steps)
+        kwargs.setdefault("model_defaults", bundle.inference_defaults)
         kwargs.setdefault("name", bundle.source)
         return cls(bundle.model, bundle.prior, settings, **kwargs)
 

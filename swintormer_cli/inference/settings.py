@@ -30,6 +30,16 @@ class SettingError(ValueError):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class ModelDefaults:
+    """The settings a model file names for itself (those its training validated with, recorded in the file);
+    each applies where the user gives none. The shift holds only with its own window."""
+
+    window: int | None = None
+    shift: int | None = None
+    prior_steps: int | None = None
+
+
 def default_shift(window: int) -> int:
     """3/4 of the window: each pixel away from the edges is covered by a window at least twice per axis."""
     return max(1, window * 3 // 4)
@@ -46,13 +56,13 @@ def check_shift(window: int, shift: int) -> None:
 @dataclass(frozen=True)
 class InferenceSettings:
     window: int | None = None
-    """Tile size in pixels. Default: the model's training window, else ``DEFAULT_WINDOW``."""
+    """Tile size in pixels. Default: the model's (``ModelDefaults``), else ``DEFAULT_WINDOW``."""
     shift: int | None = None
-    """Distance between tile origins. Default: 3/4 of the window."""
+    """Distance between tile origins. Default: the model's, with its window; else 3/4 of the window."""
     blend: str = "average"
     """How overlaps merge: ``average`` (the paper) or ``feather``."""
     prior_steps: int | None = None
-    """Prior sampling steps. Default: those of the maps the model trained on (ldm-sr), else ``DEFAULT_PRIOR_STEPS``."""
+    """Prior sampling steps. Default: the model's, else ``DEFAULT_PRIOR_STEPS``."""
     sampler: str = "ddim"
     eta: float | None = None
     """DDIM eta. Default: the prior's own (0 for latent, 1 for ldm-sr)."""
@@ -64,24 +74,29 @@ class InferenceSettings:
         self,
         *,
         min_window: int = 1,
-        trained_window: int | None = None,
-        trained_prior_steps: int | None = None,
+        model: ModelDefaults | None = None,
         default_eta: float = 0.0,
         device: torch.device | None = None,
     ) -> InferenceSettings:
         """These settings with every default filled in, checked; a ``SettingError`` names the first bad one.
 
         ``min_window``: the smallest window the model allows (``SwintormerConfig.min_window``)."""
-        window = self.window or trained_window or DEFAULT_WINDOW
+        model = model or ModelDefaults()
+        window = self.window or model.window or DEFAULT_WINDOW
         if window < min_window:
             raise SettingError("window", f"{window} is smaller than this model allows ({min_window} pixels)")
-        shift = self.shift if self.shift is not None else default_shift(window)
+        if self.shift is not None:
+            shift = self.shift
+        elif model.shift is not None and window == model.window:
+            shift = model.shift
+        else:
+            shift = default_shift(window)
         check_shift(window, shift)
         if self.blend not in BLENDS:
             raise SettingError("blend", f"must be {' or '.join(BLENDS)}, got {self.blend!r}")
         if self.sampler not in SAMPLERS:
             raise SettingError("sampler", f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        prior_steps = self.prior_steps if self.prior_steps is not None else trained_prior_steps or DEFAULT_PRIOR_STEPS
+        prior_steps = self.prior_steps if self.prior_steps is not None else model.prior_steps or DEFAULT_PRIOR_STEPS
         if prior_steps < 1:
             raise SettingError("prior_steps", f"must be at least 1, got {prior_steps}")
         eta = self.eta if self.eta is not None else default_eta

@@ -98,6 +98,9 @@ class ValidationSection:
     max_images: int = 6
     window: int | None = None
     shift: int | None = None
+    prior_steps: int | None = None
+    """Latent prior sampling steps (default: the inference default). Window, shift and steps are recorded in the
+    model file as the settings it runs with by default."""
     gain_compensate: bool = False
 
 
