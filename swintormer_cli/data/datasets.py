@@ -350,6 +350,18 @@ class IndexedSamples(Dataset):
         return index, self.dataset[index]
 
 
+def degrade_crops(
+    degradation, sharp: torch.Tensor, generator: torch.Generator, memory_format=torch.contiguous_format
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(blurry, sharp) of a batch of crops with the degradation's margin around them: degraded, margin cut off."""
+    out = degradation(sharp, generator)
+    m = degradation.config.margin
+    cut = (slice(None), slice(None), slice(m, sharp.shape[-2] - m), slice(m, sharp.shape[-1] - m))
+    return out.blurry[cut].contiguous(memory_format=memory_format), out.sharp[cut].contiguous(
+        memory_format=memory_format
+    )
+
+
 class DegradeBatch:
     """Collate for ``IndexedSamples`` of sharp crops: stacks a step's crops and degrades them with that step's
     generator. In DataLoader worker processes (``data.workers`` > 0) the next steps' blur is made while the
@@ -359,14 +371,13 @@ class DegradeBatch:
     def __init__(
         self,
         degradation,
-        margin: int,
         seed: int,
         batch: int,
         rank: int = 0,
         world: int = 1,
         memory_format: torch.memory_format = torch.contiguous_format,
     ):
-        self.degradation, self.margin = degradation, margin
+        self.degradation = degradation
         self.seed, self.batch, self.rank, self.world = seed, batch, rank, world
         self.memory_format = memory_format
 
@@ -377,13 +388,8 @@ class DegradeBatch:
     def __call__(self, samples: list[tuple[int, torch.Tensor]]) -> DegradedBatch:
         step = self.step_of(samples[0][0])
         sharp = torch.stack([crop for _, crop in samples])
-        out = self.degradation(sharp, torch.Generator().manual_seed(step_seed(self.seed, self.rank, step, salt=1)))
-        m = self.margin
-        cut = (slice(None), slice(None), slice(m, sharp.shape[-2] - m), slice(m, sharp.shape[-1] - m))
-        fmt = self.memory_format
-        return DegradedBatch(
-            step, out.blurry[cut].contiguous(memory_format=fmt), out.sharp[cut].contiguous(memory_format=fmt)
-        )
+        generator = torch.Generator().manual_seed(step_seed(self.seed, self.rank, step, salt=1))
+        return DegradedBatch(step, *degrade_crops(self.degradation, sharp, generator, self.memory_format))
 
 
 class StepSampler(Sampler[int]):

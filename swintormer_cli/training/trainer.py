@@ -35,6 +35,7 @@ from ..data.datasets import (
     IndexedSamples,
     PairedSample,
     StepSampler,
+    degrade_crops,
     step_seed,
     training_data,
 )
@@ -213,7 +214,6 @@ class Trainer:
             dataset = IndexedSamples(dataset)
             collate = DegradeBatch(
                 self.degradation,
-                self._margin(),
                 c.seed,
                 c.batch_size,
                 self.dist.rank,
@@ -244,10 +244,7 @@ class Trainer:
             prior = raw.prior.to(self.device).contiguous(memory_format=fmt) if raw.prior is not None else None
             return Batch(source.contiguous(memory_format=fmt), target.contiguous(memory_format=fmt), prior)
         sharp = raw.to(self.device, non_blocking=True)
-        out = self.degradation(sharp, self._generator(step, salt=1))
-        m = self._margin()
-        crop = (slice(None), slice(None), slice(m, sharp.shape[-2] - m), slice(m, sharp.shape[-1] - m))
-        return Batch(out.blurry[crop].contiguous(memory_format=fmt), out.sharp[crop].contiguous(memory_format=fmt))
+        return Batch(*degrade_crops(self.degradation, sharp, self._generator(step, salt=1), fmt))
 
     def _enter_stage(self, stage: str) -> None:
         if self.stage is not None and stage != self.stage:
