@@ -52,15 +52,9 @@ def run(cmd: list[str], log: Path) -> None:
         raise RuntimeError(f"exit {rc}: {' '.join(cmd)} (log: {log})")
 
 
-def model_row(report: dict) -> dict:
-    """The model's row of an eval report: its averages over all images."""
-    row = next(r for r in report["rows"] if r["kind"] == "model")
-    return row["averages"]["all"]
-
-
-def input_row(report: dict) -> dict:
-    row = next(r for r in report["rows"] if r["kind"] == "input")
-    return row["averages"]["all"]
+def averages(report: dict, kind: str) -> dict:
+    """The averages over all images of an eval report's first row of ``kind`` (``model`` or ``input``)."""
+    return next(r for r in report["rows"] if r["kind"] == kind)["averages"]["all"]
 
 
 def ablate(config_path: Path, data: Path, out: Path) -> dict:
@@ -84,7 +78,11 @@ def ablate(config_path: Path, data: Path, out: Path) -> dict:
             cmd += ["--weights", str(weights), *flags, "--json", str(report_path), "-q"]
             run(cmd, log)
             report = json.loads(report_path.read_text())
-        scores[key] = {"model": model_row(report), "input": input_row(report), "report": str(report_path)}
+        scores[key] = {
+            "model": averages(report, "model"),
+            "input": averages(report, "input"),
+            "report": str(report_path),
+        }
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [m["loss"] for m in metrics if "loss" in m]
     return {
