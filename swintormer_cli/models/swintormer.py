@@ -95,6 +95,19 @@ PRESETS: dict[str, SwintormerConfig] = {
         # 8x8 windows: a third faster than 16x16 on a CPU at this width.
         window_size=8,
     ),
+    # `tiny` with channel attention only and no refinement block: 1.43x faster per tile on a 2-core CPU
+    # (benchmarks/network_variants.py). At equal training budget channel attention alone scored above the
+    # mix (docs/results.md, recipe ablations), the refinement block a little below its cost.
+    "tiny-channel": SwintormerConfig(
+        dim=24,
+        encoder_blocks=(1, 2, 2),
+        latent_blocks=2,
+        decoder_blocks=(2, 2, 1),
+        refinement_blocks=0,
+        heads=(1, 2, 4, 4),
+        attention="channel",
+        window_size=8,
+    ),
 }
 
 # Not a Swintormer: Restormer's published configuration, built from the same blocks (channel attention,
