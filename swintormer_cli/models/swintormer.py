@@ -77,6 +77,17 @@ class SwintormerConfig(DictConfig):
         return max(32, 2 * self.size_multiple)
 
 
+_TINY = SwintormerConfig(
+    dim=24,
+    encoder_blocks=(1, 2, 2),
+    latent_blocks=2,
+    decoder_blocks=(2, 2, 1),
+    refinement_blocks=1,
+    heads=(1, 2, 4, 4),
+    # 8x8 windows: a third faster than 16x16 on a CPU at this width.
+    window_size=8,
+)
+
 PRESETS: dict[str, SwintormerConfig] = {
     # The official code's network: 25.2 M parameters.
     "paper": SwintormerConfig(),
@@ -85,29 +96,11 @@ PRESETS: dict[str, SwintormerConfig] = {
         dim=32, encoder_blocks=(1, 2, 3), latent_blocks=4, decoder_blocks=(3, 2, 1), refinement_blocks=2
     ),
     # What a 2-core CPU trains in a couple of hours and runs at a usable speed.
-    "tiny": SwintormerConfig(
-        dim=24,
-        encoder_blocks=(1, 2, 2),
-        latent_blocks=2,
-        decoder_blocks=(2, 2, 1),
-        refinement_blocks=1,
-        heads=(1, 2, 4, 4),
-        # 8x8 windows: a third faster than 16x16 on a CPU at this width.
-        window_size=8,
-    ),
+    "tiny": _TINY,
     # `tiny` with channel attention only and no refinement block: 1.43x faster per tile on a 2-core CPU
     # (benchmarks/network_variants.py). At equal training budget channel attention alone scored above the
     # mix (docs/results.md, recipe ablations), the refinement block a little below its cost.
-    "tiny-channel": SwintormerConfig(
-        dim=24,
-        encoder_blocks=(1, 2, 2),
-        latent_blocks=2,
-        decoder_blocks=(2, 2, 1),
-        refinement_blocks=0,
-        heads=(1, 2, 4, 4),
-        attention="channel",
-        window_size=8,
-    ),
+    "tiny-channel": dataclasses.replace(_TINY, attention="channel", refinement_blocks=0),
 }
 
 # Not a Swintormer: Restormer's published configuration, built from the same blocks (channel attention,
