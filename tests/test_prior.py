@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 from diffusers import DDPMScheduler
@@ -271,3 +274,21 @@ def test_eta_defaults_to_the_priors_own(tmp_path, model_file):
         result = CliRunner().invoke(app, [*args, "--weights", str(weights), "--prior-steps", "2", *extra])
         assert result.exit_code == 0, result.output
         assert expected in result.stderr, result.stderr
+
+
+def test_diffusers_is_imported_only_when_a_prior_is_built(tmp_path):
+    # diffusers costs seconds to import: a model without a prior must deblur without it.
+    path = tmp_path / "plain.safetensors"
+    save_model(path, Swintormer(tiny_config()), None)
+    script = f"""
+import sys, torch
+from swintormer_cli.inference import DeblurPipeline
+pipe = DeblurPipeline.from_pretrained(weights={str(path)!r}, precision="fp32")
+pipe.restore(torch.rand(3, 40, 56))
+assert "diffusers" not in sys.modules, "diffusers imported for a model without a prior"
+from swintormer_cli.prior import LatentPrior, LatentPriorConfig
+LatentPrior(LatentPriorConfig(cond_channels=8, encoder_width=8, encoder_blocks=1, denoiser_channels=(8,)))
+assert "diffusers" in sys.modules
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -8,11 +8,14 @@ image's latent grid and gives each tile its crop.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
 from torch import nn
+
+if TYPE_CHECKING:
+    # Imported where used: diffusers takes seconds to import, and a run without a prior never needs it.
+    from diffusers import DDIMScheduler, DDPMScheduler
 
 Sampler = Literal["ddim", "ddpm"]
 SAMPLERS: tuple[str, ...] = ("ddim", "ddpm")
@@ -29,6 +32,8 @@ def noise_draws(steps: int, sampler: str, eta: float) -> int:
 
 def make_sampler(train_scheduler: DDPMScheduler, sampler: str, steps: int) -> DDIMScheduler | DDPMScheduler:
     """A fresh inference scheduler (schedulers are stateful) with the training schedule and ``steps``."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
     if sampler == "ddim":
         scheduler = DDIMScheduler.from_config(train_scheduler.config)
     elif sampler == "ddpm":
@@ -149,7 +154,7 @@ class Prior(nn.Module):
         for i, t in enumerate(scheduler.timesteps):
             out = denoise(scheduler.scale_model_input(z, t), t)
             step_noise = draw(i + 1) if shape[0] > 1 else None
-            if isinstance(scheduler, DDIMScheduler):
+            if sampler == "ddim":
                 z = scheduler.step(out, t, z, eta=eta, variance_noise=step_noise).prev_sample
             else:
                 z = ddpm_step(scheduler, out, int(t), z, step_noise)

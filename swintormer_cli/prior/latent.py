@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
 from torch import nn
 
 from ..config_dict import DictConfig
@@ -94,6 +93,8 @@ class LatentPrior(Prior):
         self.target_encoder = _Encoder(
             image_channels + 3, c.encoder_width, c.encoder_blocks, c.scale, c.latent_channels
         )
+        from diffusers import DDPMScheduler, UNet2DModel  # here, not at import: see prior/base.py
+
         levels = len(c.denoiser_channels)
         self.denoiser = UNet2DModel(
             in_channels=c.latent_channels + c.cond_channels,

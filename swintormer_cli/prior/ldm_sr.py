@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
 from ..io import sha256_of
 from ..models.padding import pad_to_multiple
 from .base import Prior
+
+if TYPE_CHECKING:
+    from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
 HUB_ID = "CompVis/ldm-super-resolution-4x-openimages"
 # What is read of a Hub repo or a folder: the UNet (config and safetensors weights) and the scheduler.
@@ -99,6 +102,8 @@ class LDMSuperResolutionPrior(Prior):
     ) -> LDMSuperResolutionPrior:
         """From a local folder, or a Hub repo id at ``revision`` (a commit, branch or tag; default main)
         through the Hugging Face cache. The commit fetched is recorded in ``revision``."""
+        from diffusers import DDIMScheduler, UNet2DModel  # here, not at import: see prior/base.py
+
         folder = Path(name_or_path).expanduser()
         if folder.is_dir():
             # Recorded in model files: absolute, so that they load from any working directory.
