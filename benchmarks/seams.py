@@ -31,6 +31,7 @@ DEFAULT_SET = REPO.parent / "shared" / "data" / "eval" / "real-defocus-dev" / "s
 
 
 def pipeline(model: str, **overrides) -> DeblurPipeline:
+    """A registered model's name, or a model file's path (``from_pretrained`` takes a file only as ``weights``)."""
     if model.endswith(".safetensors"):
         return DeblurPipeline.from_pretrained(weights=model, **overrides)
     return DeblurPipeline.from_pretrained(model, **overrides)
@@ -38,7 +39,7 @@ def pipeline(model: str, **overrides) -> DeblurPipeline:
 
 def borders(length: int, starts: list[int], size: int) -> set[int]:
     """Indices i where pixels i-1 and i lie on two sides of a tile's first or last pixel."""
-    edges = {s for s in starts} | {s + size for s in starts}
+    edges = set(starts) | {s + size for s in starts}
     return {e for e in edges if 0 < e < length}
 
 

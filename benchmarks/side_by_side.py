@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from swintormer_cli.inference import DeblurPipeline  # noqa: E402
+from benchmarks.seams import pipeline  # noqa: E402
 from swintormer_cli.io import read_image  # noqa: E402
 
 DEFAULT_SET = REPO.parent / "shared" / "data" / "eval" / "real-defocus-dev"
@@ -43,12 +43,6 @@ def rgb8(path: Path) -> np.ndarray:
     return pixels if pixels.dtype == np.uint8 else (pixels >> 8).astype(np.uint8)
 
 
-def deblurred(model: str, image: np.ndarray) -> np.ndarray:
-    if model.endswith(".safetensors"):
-        return DeblurPipeline.from_pretrained(weights=model)(image)
-    return DeblurPipeline.from_pretrained(model)(image)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="registered names or .safetensors files")
@@ -59,11 +53,15 @@ def main() -> None:
     args = parser.parse_args()
 
     columns = ["input", *[Path(m).stem for m in args.models], "DPDNet", "target"]
+    pipes = [pipeline(m) for m in args.models]
+    photos: dict[str, list[np.ndarray]] = {}  # each photo deblurred once, however many crops it gives
     rows = []
     for name, (x, y, w, h) in args.crop:
-        source = rgb8(args.set / "source" / f"{name}.png")
-        images = [source, *(deblurred(m, source) for m in args.models)]
-        images += [rgb8(args.set / sub / f"{name}.png") for sub in ("dpdnet", "target")]
+        if name not in photos:
+            source = rgb8(args.set / "source" / f"{name}.png")
+            photos[name] = [source, *(pipe(source) for pipe in pipes)]
+            photos[name] += [rgb8(args.set / sub / f"{name}.png") for sub in ("dpdnet", "target")]
+        images = photos[name]
         crops = [Image.fromarray(im[y : y + h, x : x + w]) for im in images]
         rows.append([c.resize((w * args.zoom, h * args.zoom), Image.NEAREST) for c in crops])
         print(f"{name}: {len(crops)} crops of {w}x{h} at ({x}, {y})", file=sys.stderr)

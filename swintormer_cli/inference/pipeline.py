@@ -96,7 +96,8 @@ class DeblurPipeline:
     def from_pretrained(
         cls, name_or_path: str | Path | None = None, *, weights: str | Path | None = None, **kwargs
     ) -> DeblurPipeline:
-        """A registered model name (default: the registry's default), or a path to a model file/folder."""
+        """A registered model name (default: the registry's default), or with ``weights`` a model file's path
+        (or a folder holding one)."""
         from ..weights import resolve_model
 
         resolved = resolve_model(model=None if weights else name_or_path, weights=weights or None)
