@@ -214,6 +214,13 @@ def test_bad_devices_are_refused():
             DeblurPipeline(model, device="cuda")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_bare_cuda_device_resolves_to_the_gpu_its_tensors_report():
+    from swintormer_cli.inference.device import resolve_device
+
+    assert resolve_device("cuda") == torch.zeros(1, device="cuda").device == resolve_device("auto")
+
+
 def test_native_bf16_probe_answers_without_error():
     from swintormer_cli.inference.device import native_bf16_cpu
 

@@ -222,7 +222,8 @@ class Degradation:
     def __call__(self, sharp: torch.Tensor, generator: torch.Generator) -> DegradedBatch:
         cfg = self.config
         g = generator
-        if sharp.device != g.device:
+        # A generator made for a bare "cuda" reports no index: it draws on the current GPU.
+        if sharp.device.type != g.device.type or g.device.index not in (None, sharp.device.index):
             raise ValueError(f"images on {sharp.device} but the generator on {g.device}")
         if cfg.recipe == "lens" and cfg.disk_fraction > 0:
             return self._mixed(sharp, g)

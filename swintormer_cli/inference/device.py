@@ -28,7 +28,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -41,6 +41,9 @@ def resolve_device(spec: str = "auto") -> torch.device:
             raise ValueError(f"device {spec!r} asked for, but this PyTorch sees no CUDA GPU")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) exist")
+        if device.index is None:
+            # With its index: tensors report cuda:0, a bare "cuda" compares unequal to that (a generator's check).
+            device = torch.device("cuda", torch.cuda.current_device())
     elif device.type == "mps":
         if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
             raise ValueError("device 'mps' asked for, but this PyTorch sees no Apple GPU")

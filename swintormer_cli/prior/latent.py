@@ -174,8 +174,10 @@ class LatentPrior(Prior):
         cond = self.condition(blurry)
         b = target.shape[0]
         device = target.device
-        t = torch.randint(0, self.config.train_timesteps, (b,), generator=generator, device="cpu").to(device)
-        eps = torch.randn(target.shape, generator=generator, device="cpu").to(device, target.dtype)
+        # Drawn where the generator lives (a CUDA run seeds a CUDA generator); the CPU's draws stay as they were.
+        drawn_on = generator.device if generator is not None else "cpu"
+        t = torch.randint(0, self.config.train_timesteps, (b,), generator=generator, device=drawn_on).to(device)
+        eps = torch.randn(target.shape, generator=generator, device=drawn_on).to(device, target.dtype)
         noisy = self.train_scheduler.add_noise(target, eps, t)
         out = self.denoiser(torch.cat([noisy, cond], dim=1), t).sample
         goal = target if self.config.prediction_type == "sample" else eps
