@@ -28,10 +28,11 @@ def resolve_device(spec: str = "auto") -> torch.device:
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            spec = "cuda"  # resolved to its index below
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
-        return torch.device("cpu")
+        else:
+            return torch.device("cpu")
     try:
         device = torch.device(spec)
     except RuntimeError as exc:
