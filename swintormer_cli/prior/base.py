@@ -21,6 +21,11 @@ Sampler = Literal["ddim", "ddpm"]
 SAMPLERS: tuple[str, ...] = ("ddim", "ddpm")
 
 
+def draw_device(generator: torch.Generator | None) -> torch.device | str:
+    """Where a generator's draws are made: on its own device (a CUDA generator draws on the GPU), else the CPU."""
+    return "cpu" if generator is None else generator.device
+
+
 def noise_draws(steps: int, sampler: str, eta: float) -> int:
     """How many noise tensors a sampling run consumes: the initial latent, then one per step if the
     sampler is stochastic (DDPM always, DDIM when eta > 0)."""
@@ -138,7 +143,7 @@ class Prior(nn.Module):
         """The sampling loop shared by every prior: ``denoise(z_t, t)`` is the model's output at step t."""
         shape = (noise_draws(steps, sampler, eta), batch, *latent_shape)
         if noise is None:
-            noise = torch.randn(shape, generator=generator, device="cpu" if generator is None else generator.device)
+            noise = torch.randn(shape, generator=generator, device=draw_device(generator))
         if callable(noise):
             # Drawn one step at a time (draw i is called in order): a whole image's noise for every step at
             # once would take many times the memory of the latent itself.

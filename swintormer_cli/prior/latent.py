@@ -23,7 +23,7 @@ from torch import nn
 
 from ..config_dict import DictConfig
 from ..models.padding import pad_to_multiple
-from .base import Prior
+from .base import Prior, draw_device
 
 
 @dataclass
@@ -175,7 +175,7 @@ class LatentPrior(Prior):
         b = target.shape[0]
         device = target.device
         # Drawn where the generator lives (a CUDA run seeds a CUDA generator); the CPU's draws stay as they were.
-        drawn_on = generator.device if generator is not None else "cpu"
+        drawn_on = draw_device(generator)
         t = torch.randint(0, self.config.train_timesteps, (b,), generator=generator, device=drawn_on).to(device)
         eps = torch.randn(target.shape, generator=generator, device=drawn_on).to(device, target.dtype)
         noisy = self.train_scheduler.add_noise(target, eps, t)
