@@ -58,6 +58,7 @@ def seam_ratio(tiled: np.ndarray, whole: np.ndarray, axis: int, edges: set[int])
 
 def measure(model: str, paths: list[Path]) -> dict:
     tiled = pipeline(model)
+    wholes: dict[int, DeblurPipeline] = {}  # one whole-image pipeline per photo size, not one per photo
     records = []
     for path in paths:
         image = to_unit(read_image(path, keep_alpha=False).pixels)
@@ -67,7 +68,10 @@ def measure(model: str, paths: list[Path]) -> dict:
         tiles = grid.tiles
         xs = borders(w, sorted({t.x for t in tiles}), grid.tile_width)
         ys = borders(h, sorted({t.y for t in tiles}), grid.tile_height)
-        whole = pipeline(model, window=max(h, w))(image)
+        side = max(h, w)
+        if side not in wholes:
+            wholes[side] = pipeline(model, window=side)
+        whole = wholes[side](image)
         col_ratio, row_ratio = seam_ratio(out, whole, 1, xs), seam_ratio(out, whole, 0, ys)
         diff = np.abs(out - whole) * 255
         records.append(
