@@ -175,6 +175,9 @@ def read_metadata(path: str | Path) -> dict:
     kind = parsed["prior"].get("kind", "none")
     if kind not in PRIOR_KINDS:
         raise CheckpointError(f"{path}: unknown prior {kind!r} in its metadata (known: {', '.join(PRIOR_KINDS)})")
+    if kind == "latent" and isinstance(parsed["prior"].get("config"), dict):
+        # Files from before LatentPriorConfig.target_norm existed (tiny-latent among them) were all tanh.
+        parsed["prior"]["config"].setdefault("target_norm", "tanh")
     return parsed
 
 

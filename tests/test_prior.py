@@ -144,6 +144,54 @@ def _batch():
     return blurry, sharp
 
 
+@pytest.mark.parametrize("target_norm", ["l2", "tanh"])
+def test_a_target_encoder_grown_large_still_learns_only_with_the_l2_bound(target_norm):
+    # What killed a from-scratch run's prior: the encoder's output grew into the hundreds, tanh stood at 1
+    # everywhere and no gradient came back. The l2 bound is blind to that size and keeps passing one.
+    torch.manual_seed(0)
+    prior = tiny_prior(target_norm=target_norm)
+    blurry, sharp = _batch()
+    with torch.no_grad():
+        prior.target_encoder.body[-1].weight.mul_(1e4)
+        prior.target_encoder.body[-1].bias.fill_(1e3)
+    latent = prior.target_latent(sharp, blurry)
+    assert latent.abs().max() <= 1
+    (latent * torch.randn_like(latent)).sum().backward()
+    grad = prior.target_encoder.body[-1].weight.grad.abs().sum()
+    if target_norm == "l2":
+        assert torch.allclose(latent.norm(dim=1), torch.ones(()))
+        assert grad > 0
+    else:
+        assert grad == 0
+
+
+def test_a_model_file_from_before_target_norm_loads_its_tanh_encoder(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    prior = tiny_prior(target_norm="tanh")
+    model = Swintormer(tiny_config(prior_channels=prior.channels, prior_scale=prior.scale))
+    path = save_model(tmp_path / "m.safetensors", model, prior)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    spec = json.loads(meta["prior"])
+    del spec["config"]["target_norm"]  # as files written before the setting existed
+    save_file(load_file(str(path)), str(path), metadata={**meta, "prior": json.dumps(spec)})
+    loaded = load_model(path).prior
+    assert loaded.config.target_norm == "tanh"
+    blurry, sharp = _batch()
+    with torch.no_grad():
+        assert torch.equal(loaded.target_latent(sharp, blurry), prior.target_latent(sharp, blurry))
+
+
+def test_an_unknown_target_norm_is_refused():
+    with pytest.raises(ValueError, match="target_norm"):
+        tiny_prior(target_norm="clamp")
+
+
 @pytest.mark.parametrize("stage", ["restorer", "prior", "joint"])
 def test_one_step_of_each_stage_reduces_its_loss(stage):
     torch.manual_seed(0)

@@ -8,7 +8,9 @@ image produces z_0 while the Swintormer learns to use it; in stage 2 the diffusi
 that z_0 from the blurry image alone (``diffusion_loss``); then both are fine-tuned together, sampling with
 gradients through a few DDIM steps (``forward(..., steps=few)`` under autograd).
 
-The latent is bounded by tanh, so the schedulers' x_0 clipping at 1 is exact. The schedule: 100 training
+The latent is bounded, so the schedulers' x_0 clipping at 1 is exact: by default each position's vector is
+scaled to unit length (``target_norm="l2"``); the first models used tanh, which the target encoder can
+saturate for good (see ``LatentPriorConfig.target_norm``). The schedule: 100 training
 steps, linear betas from 1e-3 to 0.2 (DDPM's 1e-4..0.02 scaled by 1000/T so that the last step is pure
 noise: alpha_bar_T ~ 5e-5), x_0 prediction, "trailing" timestep spacing so a few-step sampler starts at T.
 """
@@ -24,6 +26,8 @@ from torch import nn
 from ..config_dict import DictConfig
 from ..models.padding import pad_to_multiple
 from .base import Prior, draw_device
+
+TARGET_NORMS = ("l2", "tanh")
 
 
 @dataclass
@@ -44,35 +48,52 @@ class LatentPriorConfig(DictConfig):
     beta_start: float = 1e-3
     beta_end: float = 0.2
     prediction_type: str = "sample"
+    target_norm: str = "l2"
+    """How the target encoder bounds its latent to [-1, 1]. ``l2``: group norms inside the encoder, and each
+    position's latent vector scaled to unit length; the gradient never vanishes, whatever the size of the
+    encoder's output. ``tanh``: the plain encoder and a tanh, what ``tiny-latent`` was trained with. Trained
+    from scratch at lr 1e-3 (configs/tiny-channel-latent.yaml) its output grew past 100 within 200 steps:
+    every tanh stood at +1 for good, passed no gradient again, and the latent carried nothing. With ``l2``
+    the encoder's output stayed near 1 over the same steps."""
 
     def __post_init__(self):
         self.denoiser_channels = tuple(self.denoiser_channels)
+        if self.target_norm not in TARGET_NORMS:
+            raise ValueError(f"target_norm must be one of {TARGET_NORMS}, got {self.target_norm!r}")
         if self.scale not in (4, 8, 16):
             raise ValueError(f"latent scale must be 4, 8 or 16, got {self.scale}")
 
 
+def _group_norm(width: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, width), width)
+
+
 class _ResBlock(nn.Module):
-    def __init__(self, width: int):
+    def __init__(self, width: int, norm: bool = False):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, width, 3, padding=1)
-        )
+        layers = [nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, width, 3, padding=1)]
+        self.body = nn.Sequential(*([_group_norm(width)] if norm else []), *layers)
 
     def forward(self, x):
         return x + self.body(x)
 
 
 class _Encoder(nn.Module):
-    """PixelUnshuffle(4), a 3x3 conv, residual blocks, stride-2 convs down to 1/scale, a 1x1 out."""
+    """PixelUnshuffle(4), a 3x3 conv, residual blocks, stride-2 convs down to 1/scale, a 1x1 out.
 
-    def __init__(self, in_channels: int, width: int, blocks: int, scale: int, out_channels: int):
+    norm: a group norm opens each residual block and precedes the 1x1 out, so the output's size follows the
+    out conv's weights alone rather than the product of every layer's gain."""
+
+    def __init__(self, in_channels: int, width: int, blocks: int, scale: int, out_channels: int, norm: bool = False):
         super().__init__()
         layers: list[nn.Module] = [nn.PixelUnshuffle(4), nn.Conv2d(in_channels * 16, width, 3, padding=1)]
-        layers += [_ResBlock(width) for _ in range(blocks)]
+        layers += [_ResBlock(width, norm) for _ in range(blocks)]
         factor = 4
         while factor < scale:
-            layers += [nn.Conv2d(width, width, 3, stride=2, padding=1), nn.GELU(), _ResBlock(width)]
+            layers += [nn.Conv2d(width, width, 3, stride=2, padding=1), nn.GELU(), _ResBlock(width, norm)]
             factor *= 2
+        if norm:
+            layers.append(_group_norm(width))
         layers.append(nn.Conv2d(width, out_channels, 1))
         self.body = nn.Sequential(*layers)
 
@@ -91,7 +112,12 @@ class LatentPrior(Prior):
         # Stage 1 only: sees the sharp image too. Kept in the checkpoint so training can resume and
         # fine-tune against it; inference never calls it.
         self.target_encoder = _Encoder(
-            image_channels + 3, c.encoder_width, c.encoder_blocks, c.scale, c.latent_channels
+            image_channels + 3,
+            c.encoder_width,
+            c.encoder_blocks,
+            c.scale,
+            c.latent_channels,
+            norm=c.target_norm == "l2",
         )
         from diffusers import DDPMScheduler, UNet2DModel  # here, not at import: see prior/base.py
 
@@ -165,7 +191,10 @@ class LatentPrior(Prior):
     def target_latent(self, sharp: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
         """Stage 1: the latent the diffusion model must learn to produce, from the sharp image."""
         x = torch.cat([self._pad(sharp), self._pad(blurry)], dim=1)
-        return torch.tanh(self.target_encoder(x))
+        latent = self.target_encoder(x)
+        if self.config.target_norm == "tanh":
+            return torch.tanh(latent)
+        return F.normalize(latent, dim=1, eps=1e-6)
 
     def diffusion_loss(
         self, blurry: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None
