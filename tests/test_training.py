@@ -63,6 +63,9 @@ def test_train_tiny_cpu_config_completes(tmp_path):
     assert (out / "checkpoints" / "best" / "ema.safetensors").is_file()
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert any('"validation"' in line for line in lines) and any('"stage": "joint"' in line for line in lines)
+    # The restorer stage logs how much the prior's target latent varies; a healthy one does.
+    spreads = [r["latent_spread"] for r in map(json.loads, lines) if r.get("stage") == "restorer" and "loss" in r]
+    assert spreads and min(spreads) > 0.01
     # Export it as a registered model and load it back through the registry.
     folder = tmp_path / "weights"
     result = CliRunner().invoke(
@@ -92,6 +95,26 @@ def test_train_tiny_cpu_config_completes(tmp_path):
     assert Registry.load(folder).get("mini").description == "a mini model"  # kept when not given again
     assert "measured by hand" in text and f"- sha256: `{sha}`" in text and text.count("## Training record") == 1
     assert '"checkpoint": ' in text and "best" in text.split("## Training record")[1]
+
+
+def test_a_constant_target_latent_is_logged_and_warned_about_once(tmp_path, caplog):
+    out = tmp_path / "run"
+    overrides = [
+        *_overrides(tmp_path, out, steps=6, every=6),
+        "stage=restorer",
+        "validation.sets=[]",
+        "prior.config={cond_channels: 8, encoder_width: 8, encoder_blocks: 1, denoiser_channels: [8], "
+        "target_norm: tanh}",
+    ]
+    trainer = Trainer(load_config(CONFIG, overrides), progress=False)
+    with torch.no_grad():
+        trainer.prior.target_encoder.body[-1].bias.fill_(1e3)  # every tanh at +1, as the first long run ended
+    with caplog.at_level("WARNING", logger="swintormer.train"):
+        trainer.run()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    spreads = [r["latent_spread"] for r in records if "latent_spread" in r]
+    assert len(spreads) == 3 and max(spreads) == 0
+    assert sum("same for every image and position" in m for m in caplog.messages) == 1
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

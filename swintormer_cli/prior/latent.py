@@ -196,6 +196,13 @@ class LatentPrior(Prior):
             return torch.tanh(latent)
         return F.normalize(latent, dim=1, eps=1e-6)
 
+    @torch.no_grad()
+    def target_spread(self, sharp: torch.Tensor, blurry: torch.Tensor) -> float:
+        """How much the target latent varies over a batch's images and positions: each channel's standard
+        deviation, averaged. Near 0 the latent is one constant for every image and carries nothing (what a
+        saturated tanh gave); training logs it so that shows in its first lines, not after a day."""
+        return float(self.target_latent(sharp, blurry).float().std(dim=(0, 2, 3)).mean())
+
     def diffusion_loss(
         self, blurry: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:

@@ -50,6 +50,10 @@ from .config import TrainConfig, dump_config
 from .stages import StageLoss, set_trainable
 
 log = logging.getLogger("swintormer.train")
+# Stages whose restorer reads the target encoder's latent (a latent prior's stage 1).
+TARGET_LATENT_STAGES = ("encoder", "restorer")
+# Below this the target latent is taken for a constant: a saturated tanh gives exactly 0; a healthy one, 0.05-0.3.
+CONSTANT_LATENT_SPREAD = 1e-3
 
 
 def _due(step: int, every: int, last: bool) -> bool:
@@ -176,6 +180,7 @@ class Trainer:
         self.stage: str | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.best_psnr = -math.inf
+        self._warned_constant_latent = False
         self.autocast_dtype = self._autocast_dtype()
         self._val_sets: dict | None = None
         if resume:
@@ -397,6 +402,17 @@ class Trainer:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
+    def _check_spread(self, spread: float) -> None:
+        if spread < CONSTANT_LATENT_SPREAD and not self._warned_constant_latent and self.dist.is_main:
+            self._warned_constant_latent = True
+            log.warning(
+                "step %d: the prior's target latent is the same for every image and position (spread %.2g); "
+                "the restorer can learn nothing from it (a saturated target encoder: see "
+                "LatentPriorConfig.target_norm)",
+                self.step,
+                spread,
+            )
+
     def run(self) -> Path:
         c = self.config
         if self.dist.is_main:
@@ -451,6 +467,9 @@ class Trainer:
                         "steps_per_s": window_n / max(1e-9, now - window_start),
                         "elapsed_s": now - started,
                     }
+                    if self.stage in TARGET_LATENT_STAGES and isinstance(self.prior, LatentPrior):
+                        record["latent_spread"] = self.prior.target_spread(batch.sharp, batch.blurry)
+                        self._check_spread(record["latent_spread"])
                     self._log(record)
                     if not bar.enabled and self.dist.is_main:
                         print(_plain_line(record, c.max_steps), flush=True)
@@ -474,9 +493,10 @@ class Trainer:
 
 def _plain_line(record: dict, total: int) -> str:
     eta = (total - record["step"]) / max(record["steps_per_s"], 1e-9)
+    spread = f" latent spread {record['latent_spread']:.3f}" if "latent_spread" in record else ""
     return (
-        f"step {record['step']}/{total} [{record['stage']}] loss {record['loss']:.5f} lr {record['lr']:.2e} "
-        f"{record['steps_per_s']:.2f} it/s ETA {eta / 60:.1f} min"
+        f"step {record['step']}/{total} [{record['stage']}] loss {record['loss']:.5f} lr {record['lr']:.2e}"
+        f"{spread} {record['steps_per_s']:.2f} it/s ETA {eta / 60:.1f} min"
     )
 
 
