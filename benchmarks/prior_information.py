@@ -6,7 +6,11 @@ paired set, whole-image forwards:
 - steps / seed spread: how far maps from 5 vs 50 steps, and from two seeds, are apart (mean |a - b| / std a);
 - zeroed: the prior map set to zero (what the restorer does with no information from the prior);
 - oracle: the target encoder's latent from the sharp image (what training stage 1 fed the restorer), an
-  upper bound on what a perfect diffusion prior could add.
+  upper bound on what a perfect diffusion prior could add;
+- misplaced: that latent rolled by half the image's height and width (each place gets another's), so the gap to
+  oracle is what the restorer takes from the latent's place-by-place content rather than from its overall values;
+- oracle spread: the oracle's standard deviation (0: a constant latent that carries nothing, as a saturated
+  tanh gives; the distances to it are then left out).
 
     python benchmarks/prior_information.py runs/tiny-cpu-continue/checkpoints/last/ema.safetensors \
         ../shared/data/eval/kodak24-defocus --images 6 --json benchmarks/results/prior-information.json
@@ -58,21 +62,29 @@ def main(argv: list[str] | None = None) -> int:
             }
             sampled = maps[(20, 0)]
             oracle = prior.target_latent(sharp, blurry)
+            misplaced = oracle.roll((oracle.shape[-2] // 2, oracle.shape[-1] // 2), dims=(-2, -1))
             spread = float(sampled.std())
+            oracle_spread = float(oracle.std())
             row = {
                 "image": target_path.name,
                 "input": psnr(_hwc(blurry), _hwc(sharp)),
                 "sampled": psnr(_hwc(model(blurry, sampled)), _hwc(sharp)),
                 "zeroed": psnr(_hwc(model(blurry, torch.zeros_like(sampled))), _hwc(sharp)),
                 "oracle": psnr(_hwc(model(blurry, oracle)), _hwc(sharp)),
+                "misplaced": psnr(_hwc(model(blurry, misplaced)), _hwc(sharp)),
                 "seed_spread": float((maps[(20, 1)] - sampled).abs().mean()) / spread,
                 "steps_spread": float((maps[(50, 0)] - maps[(5, 0)]).abs().mean()) / spread,
-                "oracle_distance": float((oracle - sampled).abs().mean()) / float(oracle.std()),
+                "oracle_spread": oracle_spread,
+                "oracle_distance": float((oracle - sampled).abs().mean()) / oracle_spread if oracle_spread else None,
             }
         rows.append(row)
-        print(" ".join(f"{k} {v:.3f}" if isinstance(v, float) else v for k, v in row.items()), flush=True)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"}
-    print("mean " + " ".join(f"{k} {v:.3f}" for k, v in mean.items()))
+        print(" ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+    mean = {
+        k: float(np.mean(values)) if (values := [r[k] for r in rows if r[k] is not None]) else None
+        for k in rows[0]
+        if k != "image"
+    }
+    print("mean " + " ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in mean.items()))
     if args.json:
         args.json.write_text(
             json.dumps({"model": str(args.model), "set": str(args.pairs), "rows": rows, "mean": mean}, indent=1)
