@@ -52,7 +52,8 @@ from .stages import StageLoss, set_trainable
 log = logging.getLogger("swintormer.train")
 # Stages whose restorer reads the target encoder's latent (a latent prior's stage 1).
 TARGET_LATENT_STAGES = ("encoder", "restorer")
-# Below this the target latent is taken for a constant: a saturated tanh gives exactly 0; a healthy one, 0.05-0.3.
+# Below this the target latent is taken for a constant: a saturated tanh gives exactly 0, a working encoder's latent
+# varies by hundredths or more.
 CONSTANT_LATENT_SPREAD = 1e-3
 
 
