@@ -25,8 +25,9 @@ from safetensors import safe_open
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from swintormer_cli.checkpoint import load_model  # noqa: E402
+from swintormer_cli.checkpoint import TRAINING_ONLY_PREFIXES, load_model  # noqa: E402
 from swintormer_cli.io import pair_images, read_image  # noqa: E402
+from swintormer_cli.prior.latent import LatentPrior, latent_spread  # noqa: E402
 
 DEFAULT_SET = REPO.parent / "shared" / "data" / "eval" / "kodak24-defocus"
 
@@ -53,20 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.models:
         bundle = load_model(path)
         prior, model = bundle.prior, bundle.model
-        if prior is None or not hasattr(prior, "target_spread"):
+        if not isinstance(prior, LatentPrior):
             print(f"{path} | no latent prior | |")
             continue
         with safe_open(str(path), framework="pt") as f:
-            if not any(key.startswith("prior.target_encoder.") for key in f.keys()):
+            if not any(key.startswith(TRAINING_ONLY_PREFIXES) for key in f.keys()):
                 print(f"{path} | no target encoder (an inference export) | |")
                 continue
         with torch.no_grad():
-            raw = prior.target_encoder(torch.cat([prior._pad(sharp), prior._pad(blurry)], dim=1))
-            latent = prior.target_latent(sharp, blurry)
+            encoding = prior.target_encoding(sharp, blurry)
+            latent = prior.bound_target(encoding)
             own = float((model(blurry, latent) - sharp).abs().mean())
             other = float((model(blurry, latent.roll(1, dims=0)) - sharp).abs().mean())
-        spread = prior.target_spread(sharp, blurry)
-        print(f"{path} | {float(raw.abs().mean()):.3g} | {spread:.3f} | {(other / own - 1) * 100:+.2f}%")
+        size, spread = float(encoding.abs().mean()), latent_spread(latent)
+        print(f"{path} | {size:.3g} | {spread:.3f} | {(other / own - 1) * 100:+.2f}%")
     return 0
 
 

@@ -64,6 +64,13 @@ class LatentPriorConfig(DictConfig):
             raise ValueError(f"latent scale must be 4, 8 or 16, got {self.scale}")
 
 
+def latent_spread(latent: torch.Tensor) -> float:
+    """How much a (B, C, h, w) latent varies over the batch's images and positions: each channel's standard
+    deviation, averaged. Near 0 it is one constant for every image and carries nothing (what a saturated tanh
+    gave)."""
+    return float(latent.detach().float().std(dim=(0, 2, 3)).mean())
+
+
 def _group_norm(width: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, width), width)
 
@@ -190,18 +197,23 @@ class LatentPrior(Prior):
     # -- training -------------------------------------------------------------------------------------
     def target_latent(self, sharp: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
         """Stage 1: the latent the diffusion model must learn to produce, from the sharp image."""
-        x = torch.cat([self._pad(sharp), self._pad(blurry)], dim=1)
-        latent = self.target_encoder(x)
+        return self.bound_target(self.target_encoding(sharp, blurry))
+
+    def target_encoding(self, sharp: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
+        """The target encoder's output before its bound (what a tanh saturates on when it grows)."""
+        return self.target_encoder(torch.cat([self._pad(sharp), self._pad(blurry)], dim=1))
+
+    def bound_target(self, encoding: torch.Tensor) -> torch.Tensor:
+        """``target_encoding``'s output bounded to [-1, 1] as ``config.target_norm`` says."""
         if self.config.target_norm == "tanh":
-            return torch.tanh(latent)
-        return F.normalize(latent, dim=1, eps=1e-6)
+            return torch.tanh(encoding)
+        return F.normalize(encoding, dim=1, eps=1e-6)
 
     @torch.no_grad()
     def target_spread(self, sharp: torch.Tensor, blurry: torch.Tensor) -> float:
-        """How much the target latent varies over a batch's images and positions: each channel's standard
-        deviation, averaged. Near 0 the latent is one constant for every image and carries nothing (what a
-        saturated tanh gave); training logs it so that shows in its first lines, not after a day."""
-        return float(self.target_latent(sharp, blurry).float().std(dim=(0, 2, 3)).mean())
+        """``latent_spread`` of the target latent; training logs it so a saturated encoder shows in its first
+        lines, not after a day."""
+        return latent_spread(self.target_latent(sharp, blurry))
 
     def diffusion_loss(
         self, blurry: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None
