@@ -18,8 +18,9 @@ What is measured, per tree:
     (MACs of one tile, times the tiles of the grid, over the deblur time) as a share of the matmul peak;
   - the one-photo run of the bundled example, command to file (start-up, model load and writing included);
   - training steps/s of each tree's default recipe (the baseline's configs/tiny-cpu.yaml; the current tree's
-    ``--train-config``, the same file unless given), restorer stage, no validation, one checkpoint at the end,
-    from the logged windows after the first (which holds the warm-up), in one process and in two gloo processes;
+    ``--train-config``, configs/tiny-channel-latent.yaml unless given), restorer stage, no validation, one
+    checkpoint at the end, from the logged windows after the first (which holds the warm-up), in one process and
+    in two gloo processes;
 and once per run: the fp32 and bf16 matmul peak (GFLOP/s) and the CPU (model, flags, cores, torch threads).
 
 Writes benchmarks/results/speed-<cpu>.json (every raw number, the stderr tails of the children) and a Markdown
@@ -48,8 +49,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BASELINE = "f2bfe79"
 EXAMPLE = Path("examples/citrus-blurry.png")
-TRAIN_CONFIG = Path("configs/tiny-cpu.yaml")
-"""The baseline's default recipe (its first leg; the current tree's is ``--train-config``)."""
+BASELINE_TRAIN_CONFIG = Path("configs/tiny-cpu.yaml")
+"""The baseline's default recipe (the first leg of the chain that made its default model)."""
+TRAIN_CONFIG = Path("configs/tiny-channel-latent.yaml")
+"""The current default model's recipe, ``--train-config`` unless given."""
 # The README's two-process CPU runs use batch 4 per process, 8 in all: the same samples per step as the
 # one-process run of the config's batch 8, so the two steps/s compare.
 TWO_PROC_BATCH = 4
@@ -304,7 +307,7 @@ class Bench:
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
             if tree.label == "current":  # a recipe may name its threads for one process (the baseline's knows no key)
                 overrides.append(f"threads={env['OMP_NUM_THREADS']}")
-        config = self.args.train_config if tree.label == "current" else TRAIN_CONFIG
+        config = self.args.train_config if tree.label == "current" else BASELINE_TRAIN_CONFIG
         cmd = [*launcher, "train", "--config", str(config), "--no-progress"]
         for item in overrides:
             cmd += ["--set", item]
@@ -485,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         "--train-config",
         type=Path,
         default=TRAIN_CONFIG,
-        help=f"the current tree's training recipe, when its default model comes from another (default {TRAIN_CONFIG})",
+        help=f"the current tree's training recipe (default {TRAIN_CONFIG}, the default model's)",
     )
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-deblur", action="store_true", help="skip the photo deblurs and the example run")
@@ -604,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
                 "repeats": args.repeats,
                 "sizes": sizes,
                 "train_steps": 6 if args.quick else args.train_steps,
-                "train_config": {"baseline": str(TRAIN_CONFIG), "current": str(args.train_config)},
+                "train_config": {"baseline": str(BASELINE_TRAIN_CONFIG), "current": str(args.train_config)},
                 "two_process_batch": TWO_PROC_BATCH,
                 "data": str(args.data),
             },
