@@ -18,7 +18,7 @@ What is measured, per tree:
     (MACs of one tile, times the tiles of the grid, over the deblur time) as a share of the matmul peak;
   - the one-photo run of the bundled example, command to file (start-up, model load and writing included);
   - training steps/s of each tree's default recipe (the baseline's configs/tiny-cpu.yaml; the current tree's
-    ``--train-config``, configs/tiny-channel-latent.yaml unless given), restorer stage, no validation, one
+    ``--train-config``, unless given the recipe weights/registry.json names for the default model), restorer stage, no validation, one
     checkpoint at the end, from the logged windows after the first (which holds the warm-up), in one process and
     in two gloo processes;
 and once per run: the fp32 and bf16 matmul peak (GFLOP/s) and the CPU (model, flags, cores, torch threads).
@@ -51,13 +51,27 @@ DEFAULT_BASELINE = "f2bfe79"
 EXAMPLE = Path("examples/citrus-blurry.png")
 BASELINE_TRAIN_CONFIG = Path("configs/tiny-cpu.yaml")
 """The baseline's default recipe (the first leg of the chain that made its default model)."""
-TRAIN_CONFIG = Path("configs/tiny-channel-latent.yaml")
-"""The current default model's recipe, ``--train-config`` unless given."""
+
+
 # The README's two-process CPU runs use batch 4 per process, 8 in all: the same samples per step as the
 # one-process run of the config's batch 8, so the two steps/s compare.
 TWO_PROC_BATCH = 4
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 TAIL_CHARS = 3000
+
+
+def default_recipe() -> Path:
+    """The current tree's default model's recipe, as its registry entry names it (``--train-config`` unless
+    given): the registry owns which model is the default."""
+    registry = json.loads((REPO / "weights" / "registry.json").read_text())
+    recipe = registry["models"][registry["default"]].get("recipe")
+    if not recipe:
+        raise SystemExit(
+            f"weights/registry.json: the default model {registry['default']} names no recipe; give --train-config"
+        )
+    return Path(recipe)
+
+
 SUMMARY = re.compile(r"(\d+) deblurred, (\d+) skipped, (\d+) failed in ([\d.]+) s(?:, ([\d.]+) MP/s)?")
 MARKER = "SPEED_JSON "
 
@@ -487,13 +501,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--train-config",
         type=Path,
-        default=TRAIN_CONFIG,
-        help=f"the current tree's training recipe (default {TRAIN_CONFIG}, the default model's)",
+        help="the current tree's training recipe (default: the default model's, from weights/registry.json)",
     )
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-deblur", action="store_true", help="skip the photo deblurs and the example run")
     args = parser.parse_args(argv)
     args.data = args.data.resolve()
+    if not args.skip_train and args.train_config is None:
+        args.train_config = default_recipe()
 
     machine = cpu_info()
     tag = cpu_tag(machine["model"])
@@ -607,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
                 "repeats": args.repeats,
                 "sizes": sizes,
                 "train_steps": 6 if args.quick else args.train_steps,
-                "train_config": {"baseline": str(BASELINE_TRAIN_CONFIG), "current": str(args.train_config)},
+                "train_config": {"baseline": str(BASELINE_TRAIN_CONFIG), "current": str(args.train_config or "")},
                 "two_process_batch": TWO_PROC_BATCH,
                 "data": str(args.data),
             },

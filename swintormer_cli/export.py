@@ -52,10 +52,12 @@ def export_run(
     # By default into the user's weights folder, never into the installed package (a reinstall would lose it).
     registry = Registry.load(folder or user_weights_dir())
     registry.folder.mkdir(parents=True, exist_ok=True)
-    if description is None:  # a re-export renews the weights, not what was said about them
-        previous = (registry if folder else Registry.load()).models.get(name)
+    # A re-export renews the weights, not what was said about them.
+    previous = (registry if folder else Registry.load()).models.get(name)
+    if description is None:
         description = previous.description if previous else ""
     training = dict(bundle.training)
+    recipe = training.get("config") or (previous.recipe if previous else None)
     config_file = run / "config.yaml"
     run_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
     window = window or bundle.trained_window
@@ -67,6 +69,7 @@ def export_run(
         file=target.name,
         sha256=sha256_of(target),
         description=description,
+        recipe=recipe,
         preset=(run_config.get("model") or {}).get("preset", ""),
         prior=bundle.prior_kind,
         window=int(window) if window else None,
@@ -98,7 +101,9 @@ def _card(entry: RegistryEntry, run_config: dict) -> str:
     return (
         f"# {entry.name}\n\n{entry.description}\n\n"
         f"- preset: {entry.preset}; prior: {entry.prior}; training window: {entry.window}\n"
-        f"- sha256: `{entry.sha256}`\n\n" + _generated(entry, run_config)
+        + (f"- recipe: `swintormer train --config {entry.recipe} --resume auto`\n" if entry.recipe else "")
+        + f"- sha256: `{entry.sha256}`\n\n"
+        + _generated(entry, run_config)
     )
 
 

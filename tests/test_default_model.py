@@ -1,14 +1,19 @@
 """The shipped default model: installed, loadable offline, and it really deblurs."""
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from swintormer_cli.data.degradation import Degradation, DegradationConfig
 from swintormer_cli.evaluation.metrics import psnr
 from swintormer_cli.inference import DeblurPipeline
+from swintormer_cli.training.config import load_config
 from swintormer_cli.weights import Registry, resolve_model
 
 from .helpers import gradient_image
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_shipped_models_are_embedded_and_verified():
@@ -18,6 +23,15 @@ def test_the_shipped_models_are_embedded_and_verified():
     for name, entry in registry.models.items():
         resolved = resolve_model(name)
         assert resolved.origin == "embedded" and resolved.sha256 == entry.sha256
+
+
+def test_the_default_model_names_the_recipe_that_reproduces_it():
+    # benchmarks/speed.py trains it, and the model card points to it: it must be a config of this checkout
+    # that trains the default's network with its prior.
+    entry = Registry.load().get(None)
+    recipe = load_config(ROOT / entry.recipe)
+    assert (recipe.model.preset, recipe.prior.kind) == (entry.preset, entry.prior)
+    assert recipe.name == entry.training["run"]
 
 
 def test_the_default_model_improves_psnr_on_a_blurred_image():

@@ -75,6 +75,9 @@ def test_train_tiny_cpu_config_completes(tmp_path):
     assert result.exit_code == 0, result.output
     bundle = resolve_model(registry=Registry.load(folder)).load()
     assert bundle.prior is not None and bundle.trained_window == 32
+    # It names the config that trained it, as its recipe.
+    assert bundle.training["config"] == str(CONFIG) == Registry.load(folder).get("mini").recipe
+    assert f"- recipe: `swintormer train --config {CONFIG} --resume auto`" in (folder / "mini.md").read_text()
     # What it was validated with is what it runs with by default.
     assert bundle.inference_defaults == ModelDefaults(window=32, shift=24, prior_steps=3)
     pipe = DeblurPipeline.from_bundle(bundle)

@@ -250,6 +250,20 @@ def test_export_without_folder_goes_to_the_user_folder_and_is_found_there(tmp_pa
     assert {p.name: p.read_bytes() for p in embedded.iterdir()} == packaged
 
 
+def test_a_re_export_keeps_the_recipe_of_a_model_whose_record_names_none(tmp_path, model_file):
+    from swintormer_cli.export import export_run
+
+    checkpoint = _checkpoint_folder(tmp_path, model_file)  # trained before runs recorded their config
+    folder = tmp_path / "weights"
+    entry, _ = export_run(checkpoint, "mine", folder=folder)
+    assert entry.recipe is None and "recipe" not in (folder / "registry.json").read_text()
+    registry = Registry.load(folder)
+    registry.models["mine"].recipe = "configs/mine.yaml"  # said by hand
+    registry.save()
+    entry, _ = export_run(checkpoint, "mine", folder=folder)
+    assert entry.recipe == Registry.load(folder).get("mine").recipe == "configs/mine.yaml"
+
+
 def _metadata(path):
     from safetensors import safe_open
 

@@ -108,6 +108,9 @@ class ValidationSection:
 class TrainConfig:
     name: str = "run"
     output_dir: str = "runs/run"
+    config_file: str | None = None
+    """The file the config was read from, as given to ``load_config`` (it sets it): the training record names
+    it, so an exported model says which recipe reproduces it."""
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -269,6 +272,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     for assignment in overrides or []:
         apply_override(data, assignment)
     where = str(path) if path else "config"
+    data["config_file"] = str(path) if path else None
     return from_data(TrainConfig, data, where)
 
 

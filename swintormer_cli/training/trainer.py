@@ -288,6 +288,8 @@ class Trainer:
             "degradation": c.degradation.get("recipe", "lens") if c.data.kind == "sharp" else None,
             "seed": c.seed,
         }
+        if c.config_file:
+            record["config"] = c.config_file
         if c.data.kind == "dpdd":
             record["views"] = c.data.views
         if self.map_prior is not None:  # how the maps it learnt from were sampled
