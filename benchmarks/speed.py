@@ -18,9 +18,9 @@ What is measured, per tree:
     (MACs of one tile, times the tiles of the grid, over the deblur time) as a share of the matmul peak;
   - the one-photo run of the bundled example, command to file (start-up, model load and writing included);
   - training steps/s of each tree's default recipe (the baseline's configs/tiny-cpu.yaml; the current tree's
-    ``--train-config``, unless given the recipe weights/registry.json names for the default model), restorer stage, no validation, one
-    checkpoint at the end, from the logged windows after the first (which holds the warm-up), in one process and
-    in two gloo processes;
+    ``--train-config``, unless given the recipe weights/registry.json names for the default model), restorer
+    stage from scratch, no validation, one checkpoint at the end, from the logged windows after the first (which
+    holds the warm-up), in one process and in two gloo processes;
 and once per run: the fp32 and bf16 matmul peak (GFLOP/s) and the CPU (model, flags, cores, torch threads).
 
 Writes benchmarks/results/speed-<cpu>.json (every raw number, the stderr tails of the children) and a Markdown
@@ -322,6 +322,8 @@ class Bench:
             if tree.label == "current":  # a recipe may name its threads for one process (the baseline's knows no key)
                 overrides.append(f"threads={env['OMP_NUM_THREADS']}")
         config = self.args.train_config if tree.label == "current" else BASELINE_TRAIN_CONFIG
+        if tree.label == "current":  # a recipe's later leg starts from an earlier leg's run: here, from scratch
+            overrides.append("init_from=null")
         cmd = [*launcher, "train", "--config", str(config), "--no-progress"]
         for item in overrides:
             cmd += ["--set", item]

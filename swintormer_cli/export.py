@@ -57,7 +57,9 @@ def export_run(
     if description is None:
         description = previous.description if previous else ""
     training = dict(bundle.training)
-    recipe = training.get("config") or (previous.recipe if previous else None)
+    # A run from before training records named their config keeps the recipe said of it, by hand or before.
+    same_run = previous is not None and (previous.training or {}).get("run") == training.get("run")
+    recipe = training.get("config") or (previous.recipe if same_run else None)
     config_file = run / "config.yaml"
     run_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
     window = window or bundle.trained_window

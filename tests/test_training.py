@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -565,3 +566,42 @@ def test_the_frequency_loss_adds_the_fft_difference_to_the_pixel_l1():
     restored = soft.clone().requires_grad_(True)
     image_loss(restored, sharp, 0.1).backward()
     assert restored.grad is not None and restored.grad.abs().sum() > 0
+
+
+def test_the_default_model_recipe_script_runs_both_legs_and_exports(tmp_path):
+    # configs/tiny-channel-latent.sh with a tiny network and a few steps, in a folder of its own: the second leg
+    # starts from the first's weights, the export lands in that folder's weights/, and a rerun has nothing to do.
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    photos = write_photos(tmp_path / "photos", n=3, size=(72, 90))
+    overrides = [
+        "max_steps=20",
+        f"data.roots=[{photos}]",
+        "data.crop_size=32",
+        "data.workers=0",
+        "data.cache=false",
+        "batch_size=2",
+        "threads=1",
+        "validation.sets=[]",
+        "validation.window=32",
+        "validation.shift=24",
+        "model.overrides={dim: 8, encoder_blocks: [1, 1, 1], latent_blocks: 1, decoder_blocks: [1, 1, 1], "
+        "heads: [1, 1, 2, 2]}",
+        "prior.config={cond_channels: 8, encoder_width: 8, encoder_blocks: 1, denoiser_channels: [8], target_norm: l2}",
+        "prior.train_sample_steps=2",
+    ]
+    args = ["sh", "configs/tiny-channel-latent.sh", "--no-progress"]
+    for o in overrides:
+        args += ["--set", o]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for _ in range(2):
+        result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "nothing to do" in result.stderr
+    registry = Registry.load(tmp_path / "weights")
+    entry = registry.get(None)
+    assert registry.default == entry.name == "tiny-channel-latent"
+    assert entry.recipe == "configs/tiny-channel-latent-longer-joint.yaml"
+    assert (entry.training["step"], entry.training["stage"]) == (20, "joint")
+    first = load_file(str(tmp_path / "runs" / "tiny-channel-latent" / "checkpoints" / "last" / "ema.safetensors"))
+    exported = load_file(str(tmp_path / "weights" / "tiny-channel-latent.safetensors"))
+    assert any(not torch.equal(first[k], exported[k]) for k in exported)  # the second leg trained on

@@ -250,7 +250,7 @@ def test_export_without_folder_goes_to_the_user_folder_and_is_found_there(tmp_pa
     assert {p.name: p.read_bytes() for p in embedded.iterdir()} == packaged
 
 
-def test_a_re_export_keeps_the_recipe_of_a_model_whose_record_names_none(tmp_path, model_file):
+def test_a_re_export_of_the_same_run_keeps_the_recipe_its_record_does_not_name(tmp_path, model_file):
     from swintormer_cli.export import export_run
 
     checkpoint = _checkpoint_folder(tmp_path, model_file)  # trained before runs recorded their config
@@ -262,6 +262,11 @@ def test_a_re_export_keeps_the_recipe_of_a_model_whose_record_names_none(tmp_pat
     registry.save()
     entry, _ = export_run(checkpoint, "mine", folder=folder)
     assert entry.recipe == Registry.load(folder).get("mine").recipe == "configs/mine.yaml"
+    registry = Registry.load(folder)
+    registry.models["mine"].training["run"] = "another-run"  # what was said of another run is not this one's
+    registry.save()
+    entry, _ = export_run(checkpoint, "mine", folder=folder)
+    assert entry.recipe is None
 
 
 def _metadata(path):
