@@ -51,8 +51,6 @@ DEFAULT_BASELINE = "f2bfe79"
 EXAMPLE = Path("examples/citrus-blurry.png")
 BASELINE_TRAIN_CONFIG = Path("configs/tiny-cpu.yaml")
 """The baseline's default recipe (the first leg of the chain that made its default model)."""
-
-
 # The README's two-process CPU runs use batch 4 per process, 8 in all: the same samples per step as the
 # one-process run of the config's batch 8, so the two steps/s compare.
 TWO_PROC_BATCH = 4

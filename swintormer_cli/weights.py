@@ -99,8 +99,9 @@ class RegistryEntry:
     """Hex sha256 of the file; an entry without one is never loaded."""
     description: str = ""
     recipe: str | None = None
-    """The training config that reproduces the model (``swintormer train --config RECIPE``, relative to the
-    source checkout); benchmarks/speed.py trains the default model's."""
+    """The training config that made the model (``swintormer train --config RECIPE``, relative to the source
+    checkout; its last leg where a script chains several, which the model card names); benchmarks/speed.py trains
+    the default model's."""
     preset: str = ""
     prior: str = "none"
     window: int | None = None

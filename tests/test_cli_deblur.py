@@ -227,6 +227,9 @@ def test_interrupting_a_batch_leaves_no_partial_file(tmp_path, model_file):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell that starts the tests in the background (`pytest &`) ignores SIGINT, and the child would inherit
+        # that: Ctrl-C is what is tested here, so the child gets the default handling.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and not (out.is_dir() and len(list(out.glob("*.png"))) >= 2):
