@@ -572,23 +572,9 @@ def test_the_default_model_recipe_script_runs_both_legs_and_exports(tmp_path):
     # configs/tiny-channel-latent.sh with a tiny network and a few steps, in a folder of its own: the second leg
     # starts from the first's weights, the export lands in that folder's weights/, and a rerun has nothing to do.
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    photos = write_photos(tmp_path / "photos", n=3, size=(72, 90))
-    overrides = [
-        "max_steps=20",
-        f"data.roots=[{photos}]",
-        "data.crop_size=32",
-        "data.workers=0",
-        "data.cache=false",
-        "batch_size=2",
-        "threads=1",
-        "validation.sets=[]",
-        "validation.window=32",
-        "validation.shift=24",
-        "model.overrides={dim: 8, encoder_blocks: [1, 1, 1], latent_blocks: 1, decoder_blocks: [1, 1, 1], "
-        "heads: [1, 1, 2, 2]}",
-        "prior.config={cond_channels: 8, encoder_width: 8, encoder_blocks: 1, denoiser_channels: [8], target_norm: l2}",
-        "prior.train_sample_steps=2",
-    ]
+    # Each leg writes where its config says (runs/<name>), so no output_dir; 20 steps, checkpoints every 5; the
+    # test's 32 px validation window needs a shift inside it (the recipe's is 240).
+    overrides = [o for o in _overrides(tmp_path, None) if not o.startswith("output_dir=")] + ["validation.shift=24"]
     args = ["sh", "configs/tiny-channel-latent.sh", "--no-progress"]
     for o in overrides:
         args += ["--set", o]
