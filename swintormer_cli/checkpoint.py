@@ -61,6 +61,8 @@ class ModelBundle:
     prior_kind: str = "none"
     training: dict = field(default_factory=dict)
     source: str = ""
+    estimator: object | None = None
+    """The blur estimator that chooses its scales (a ``BlurEstimator``; the registry pairs one on loading)."""
 
     @property
     def config(self) -> SwintormerConfig:
@@ -83,7 +85,13 @@ class ModelBundle:
 
         maps = self.training.get("prior_maps")
         steps = maps.get("steps") if isinstance(maps, dict) else self.training.get("prior_steps")
-        return ModelDefaults(self.trained_window, number(self.training.get("shift")), number(steps))
+        scale_radius = self.training.get("scale_radius")
+        return ModelDefaults(
+            self.trained_window,
+            number(self.training.get("shift")),
+            number(steps),
+            float(scale_radius) if scale_radius else None,
+        )
 
 
 def prior_spec(prior: Prior | None) -> dict:

@@ -115,3 +115,63 @@ def _refresh_card(text: str, entry: RegistryEntry, run_config: dict) -> str:
     text = re.sub(r"^- sha256: `[0-9a-f]*`$", f"- sha256: `{entry.sha256}`", text, count=1, flags=re.MULTILINE)
     kept = text.split(_RECORD_HEADING, 1)[0].rstrip("\n")
     return kept + "\n\n" + _generated(entry, run_config)
+
+
+def export_estimator(
+    run_dir: str | Path, name: str, description: str | None = None, folder: str | Path | None = None
+) -> tuple[RegistryEntry, Path]:
+    """A blur estimator's training run (``swintormer estimator train``) into a registry, as ``export_run`` does
+    for a restorer: its EMA weights, an entry of kind ``blur-estimator`` and a model card to complete."""
+    from .models.blur_estimator import load_estimator, save_estimator
+    from .weights import ESTIMATOR_KIND
+
+    try:
+        check_model_name(name)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
+    run = Path(run_dir)
+    source = run / "checkpoints" / "last" / "estimator.safetensors"
+    if not source.is_file():
+        raise ExportError(f"{run}: no checkpoints/last/estimator.safetensors (is it a blur estimator run?)")
+    try:
+        estimator = load_estimator(source)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
+    registry = Registry.load(folder or user_weights_dir())
+    previous = (registry if folder else Registry.load()).models.get(name)
+    if description is None:
+        description = previous.description if previous else ""
+    training = dict(estimator.record)
+    training.update(
+        run=run.name, exported=datetime.now(timezone.utc).isoformat(timespec="seconds"), checkpoint=str(source)
+    )
+    target = registry.folder / f"{name}.safetensors"
+    registry.folder.mkdir(parents=True, exist_ok=True)
+    save_estimator(target, estimator, training)
+    entry = RegistryEntry(
+        name=name,
+        file=target.name,
+        sha256=sha256_of(target),
+        description=description,
+        recipe=training.get("config"),
+        kind=ESTIMATOR_KIND,
+        card=f"{name}.md",
+        training=training,
+    )
+    config_file = run / "config.json"
+    run_config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    card = registry.folder / entry.card
+    if card.exists():
+        text = _refresh_card(card.read_text(), entry, run_config)
+    else:
+        recipe = f"- recipe: `swintormer estimator train --config {entry.recipe} --resume auto`\n"
+        text = (
+            f"# {name}\n\n{description}\n\n- kind: blur estimator ({estimator.config})\n"
+            + (recipe if entry.recipe else "")
+            + f"- sha256: `{entry.sha256}`\n\n"
+            + _generated(entry, run_config)
+        )
+    atomic_write_bytes(card, text.encode())
+    registry.models[name] = entry
+    registry.save()
+    return entry, target

@@ -105,6 +105,10 @@ class RegistryEntry:
     preset: str = ""
     prior: str = "none"
     window: int | None = None
+    kind: str | None = None
+    """``blur-estimator`` for a blur estimator's file (``models/blur_estimator.py``); None: a deblurring model."""
+    estimator: str | None = None
+    """A deblurring model's blur estimator (a registered name) for the automatic scales; None: ``DEFAULT_ESTIMATOR``."""
     card: str | None = None
     hub: dict | None = None
     """{"repo_id": ..., "revision": <40-hex commit>, "filename": ...} when published."""
@@ -207,6 +211,11 @@ class Registry:
         return self.models[name]
 
 
+DEFAULT_ESTIMATOR = "blur-estimator"
+"""The blur estimator a model without one of its own (and a ``--weights`` file) chooses its scales with."""
+ESTIMATOR_KIND = "blur-estimator"
+
+
 @dataclass
 class ResolvedModel:
     path: Path
@@ -225,6 +234,8 @@ class ResolvedModel:
             if self.entry.window and not bundle.training.get("window"):
                 bundle.training["window"] = self.entry.window
             bundle.source = self.name
+        named = self.entry.estimator if self.entry is not None else None
+        bundle.estimator = resolve_estimator(named, required=named is not None)
         return bundle
 
 
@@ -319,11 +330,37 @@ def resolve_model(
         return ResolvedModel(path, path.stem if path.stem not in ("ema", "model") else path.parent.name, "file")
     registry = registry or Registry.load()
     entry = registry.get(model)
+    if entry.kind == ESTIMATOR_KIND:
+        raise WeightsError(f"{entry.name!r} is a blur estimator, not a deblurring model")
+    return _resolve_entry(entry, registry)
+
+
+def _resolve_entry(entry: RegistryEntry, registry: Registry) -> ResolvedModel:
     local = entry.local_path or registry.folder / entry.file
     if local.is_file():
         return ResolvedModel(local, entry.name, entry.origin, entry, verify_file(local, entry, entry.origin))
     path = hub_download(entry)
     return ResolvedModel(path, entry.name, "hub", entry, verify_file(path, entry, "Hugging Face cache"))
+
+
+def resolve_estimator(name: str | None = None, registry: Registry | None = None, required: bool = True):
+    """The registered blur estimator ``name`` (default ``DEFAULT_ESTIMATOR``), loaded and checked; None when it is
+    not registered and not ``required`` (images are then restored at their own size). A registered one that
+    cannot be had or fails its check is an error either way."""
+    from .models.blur_estimator import load_estimator
+
+    registry = registry or Registry.load()
+    name = name or DEFAULT_ESTIMATOR
+    entry = registry.models.get(name)
+    if entry is None or entry.kind != ESTIMATOR_KIND:
+        if not required:
+            return None
+        raise WeightsError(f"blur estimator {name!r} is not registered (see `swintormer weights list`)")
+    resolved = _resolve_entry(entry, registry)
+    try:
+        return load_estimator(resolved.path)
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from exc
 
 
 def cached_path(entry: RegistryEntry) -> Path | None:

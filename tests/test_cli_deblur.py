@@ -167,6 +167,9 @@ def test_unwritable_output_folder(tmp_path, model_file):
         (["--sampler", "euler"], "--sampler"),
         (["--quality", "0"], "quality"),
         (["--no-such-flag"], "No such option"),
+        (["--scale", "big"], "--scale must be auto or a number"),
+        (["--scale", "0.5"], "--scale must be auto or a number from 1 to 16"),
+        (["--max-scale", "99"], "--max-scale must be a number from 1 to 16"),
     ],
 )
 def test_bad_flags_exit_2(tmp_path, model_file, extra, message):
@@ -323,7 +326,12 @@ def test_malformed_environment_is_a_usage_error_before_any_work(tmp_path, model_
 
 @pytest.mark.parametrize(
     "extra,message",
-    [(["--eta", "nan"], "--eta"), (["--eta", "inf"], "--eta"), (["--memory-budget", "0.5"], "memory")],
+    [
+        (["--eta", "nan"], "--eta"),
+        (["--eta", "inf"], "--eta"),
+        (["--memory-budget", "0.5"], "memory"),
+        (["--scale", "nan"], "--scale"),
+    ],
 )
 def test_non_finite_and_degenerate_flags_exit_2(tmp_path, model_file, extra, message):
     Image.fromarray(gradient_image(20, 20)).save(tmp_path / "a.png")
@@ -412,3 +420,17 @@ def test_a_dual_pixel_model_takes_its_right_views_with_right(tmp_path, plain_mod
     # --right with a single-image model, or one right file for several inputs, is bad usage.
     assert run("deblur", left, "-o", tmp_path / "x", "--weights", plain_model_file, "--right", right).exit_code == 2
     assert run("deblur", left, "-o", tmp_path / "x", "--weights", dual, "--right", right / "1.png").exit_code == 2
+
+
+def test_the_scale_flag_fixes_the_scale_and_the_set_up_line_says_which(tmp_path, model_file):
+    Image.fromarray(gradient_image(160, 192)).save(tmp_path / "a.png")
+    fixed = run("deblur", tmp_path / "a.png", "-o", tmp_path / "two.png", "--weights", model_file, "--scale", "2")
+    assert fixed.exit_code == 0, fixed.output
+    assert "scale 2" in fixed.output
+    pipe = DeblurPipeline.from_pretrained(weights=model_file, device="cpu", scale=2)
+    expected = pipe(np.asarray(Image.open(tmp_path / "a.png")))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "two.png")), expected)
+    auto = run("deblur", tmp_path / "a.png", "-o", tmp_path / "auto.png", "--weights", model_file)
+    assert auto.exit_code == 0, auto.output
+    # A model file of its own is paired with the shipped blur estimator.
+    assert "scale auto" in auto.output

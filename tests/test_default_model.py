@@ -9,7 +9,7 @@ from swintormer_cli.data.degradation import Degradation, DegradationConfig
 from swintormer_cli.evaluation.metrics import psnr
 from swintormer_cli.inference import DeblurPipeline
 from swintormer_cli.training.config import load_config
-from swintormer_cli.weights import Registry, resolve_model
+from swintormer_cli.weights import Registry, resolve_estimator, resolve_model
 
 from .helpers import gradient_image
 
@@ -21,8 +21,13 @@ def test_the_shipped_models_are_embedded_and_verified():
     assert registry.default in registry.models
     assert resolve_model().name == registry.default
     for name, entry in registry.models.items():
+        if entry.kind == "blur-estimator":
+            assert resolve_estimator(name).record["steps"] > 0
+            continue
         resolved = resolve_model(name)
         assert resolved.origin == "embedded" and resolved.sha256 == entry.sha256
+    # The default model chooses its scales with a shipped estimator.
+    assert resolve_model().load().estimator is not None
 
 
 def test_the_default_model_names_the_recipe_that_reproduces_it():

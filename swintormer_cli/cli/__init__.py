@@ -9,6 +9,7 @@ import typer
 from .bench import bench
 from .common import EXIT_FAILED, check_environment, err, escape, state
 from .deblur import deblur
+from .estimator import app as estimator_app
 from .evaluate import evaluate
 from .info import info
 from .preview import preview
@@ -38,6 +39,7 @@ app.command("eval")(evaluate)
 app.command()(train)
 app.add_typer(weights_app, name="weights")
 app.add_typer(prior_app, name="prior")
+app.add_typer(estimator_app, name="estimator")
 app.command()(info)
 app.command()(bench)
 app.command()(preview)

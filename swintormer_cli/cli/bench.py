@@ -18,6 +18,7 @@ from .common import (
     memory_budget_option,
     model_option,
     out,
+    parse_scale,
     precision_option,
     usage_error,
     weights_option,
@@ -37,6 +38,11 @@ def bench(
     memory_budget: str | None = memory_budget_option(),
     workers: int | None = workers_option(),
     prior_steps: int | None = typer.Option(None, help="Prior sampling steps (models with a prior). Default: 20."),
+    scale: str = typer.Option(
+        "1",
+        help="Scale to time at: 1 (the default: the network's throughput at the image's size), a number, or auto. "
+        "The synthetic image has no blur an estimator could read; benchmarks/scale_speed.py times auto on a photo.",
+    ),
     repeats: int = typer.Option(1, help="Runs; the fastest is reported."),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the result as JSON."),
 ) -> None:
@@ -58,7 +64,9 @@ def bench(
         resolved, bundle = load_bundle(ModelFlags(model=model, weights=weights))
         name, origin = resolved.name, resolved.origin
     flags = ModelFlags(device=device, precision=precision, memory_budget=memory_budget)
-    settings = inference_settings(window=window, shift=shift, prior_steps=prior_steps, workers=workers)
+    settings = inference_settings(
+        window=window, shift=shift, prior_steps=prior_steps, workers=workers, scale=parse_scale(scale)
+    )
     pipe = make_pipeline(flags, settings, bundle, name)
     err.print(describe(pipe, origin))
     image = synthetic_image(height, width, bundle.model.config.in_views)

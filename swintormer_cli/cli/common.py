@@ -70,6 +70,28 @@ def workers_option():
     )
 
 
+def scale_option():
+    return typer.Option(
+        None,
+        help="auto (the default): each region restored at the scale its estimated blur needs; or a number: the "
+        "whole image shrunk that many times, restored and brought back (1: its own size only).",
+    )
+
+
+def max_scale_option():
+    return typer.Option(None, help="The largest scale --scale auto may use (1 to 16). Default: 8.")
+
+
+def parse_scale(text: str | None) -> float | None:
+    """--scale: auto (None) or a number; anything else is a usage error (the range is the settings' to check)."""
+    if text is None or text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise usage_error(f"--scale must be auto or a number from 1 to 16, got {text!r}") from None
+
+
 def set_option():
     """``--set key=value`` over a training config (``train``, ``preview``)."""
     return typer.Option([], "--set", help="Override a setting: --set optim.lr=1e-4 (repeatable).")
@@ -199,4 +221,8 @@ def describe(pipe, origin: str) -> str:
     )
     if d["prior"] != "none":
         text += f" | prior {d['prior']}: {d['sampler']} {d['prior_steps']} steps eta {d['eta']} seed {d['seed']}"
+    if d["scale"] == "auto":
+        text += f" | scale auto (up to {d['max_scale']:g}, {d['scale_radius']:g} px)"
+    else:
+        text += f" | scale {d['scale']}"
     return text

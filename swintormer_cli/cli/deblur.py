@@ -22,11 +22,14 @@ from .common import (
     interactive,
     load_bundle,
     make_pipeline,
+    max_scale_option,
     memory_budget_option,
     model_option,
+    parse_scale,
     precision_option,
     quiet_option,
     sampler_option,
+    scale_option,
     seed_option,
     show_traceback,
     state,
@@ -62,6 +65,8 @@ def deblur(
     eta: float | None = eta_option(),
     seed: int | None = seed_option(),
     workers: int | None = workers_option(),
+    scale: str | None = scale_option(),
+    max_scale: float | None = max_scale_option(),
     right: Path | None = typer.Option(
         None,
         help="Dual-pixel models: the right views, a folder holding them under the inputs' names (the inputs are the "
@@ -107,6 +112,8 @@ def deblur(
             eta=eta,
             seed=seed,
             workers=workers,
+            scale=parse_scale(scale),
+            max_scale=max_scale,
         )
         resolved, bundle = load_bundle(flags)
         if right is not None and bundle.config.in_views == 1:

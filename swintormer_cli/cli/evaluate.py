@@ -17,13 +17,16 @@ from .common import (
     inference_settings,
     load_bundle,
     make_pipeline,
+    max_scale_option,
     memory_budget_option,
     model_option,
     out,
     parse_list,
+    parse_scale,
     precision_option,
     quiet_option,
     sampler_option,
+    scale_option,
     seed_option,
     setting_error,
     show_traceback,
@@ -51,6 +54,8 @@ def evaluate(
     eta: float | None = eta_option(),
     seed: int | None = seed_option(),
     workers: int | None = workers_option(),
+    scale: str | None = scale_option(),
+    max_scale: float | None = max_scale_option(),
     device: str = device_option(),
     precision: str = precision_option(),
     memory_budget: str | None = memory_budget_option(),
@@ -83,7 +88,9 @@ def evaluate(
         raise failure(str(exc)) from exc
 
     flags = ModelFlags(model=model, weights=weights, device=device, precision=precision, memory_budget=memory_budget)
-    base = inference_settings(sampler=sampler, eta=eta, seed=seed, workers=workers)
+    base = inference_settings(
+        sampler=sampler, eta=eta, seed=seed, workers=workers, scale=parse_scale(scale), max_scale=max_scale
+    )
     resolved, bundle = load_bundle(flags)
     if bundle.model.config.in_views != eval_set.views:
         raise usage_error(f"the model takes {bundle.model.config.in_views} view(s) but the data has {eval_set.views}")

@@ -65,8 +65,8 @@ def list_models() -> None:
                 for cell in (
                     name,
                     "yes" if name == registry.default else "",
-                    entry.preset,
-                    entry.prior,
+                    entry.kind or entry.preset,
+                    "-" if entry.kind else entry.prior,
                     entry.window or "-",
                     where,
                     _size(path),
@@ -134,8 +134,9 @@ def export(
         "<HF_HOME>/swintormer/weights; give the source checkout's weights/ to change the shipped models).",
     ),
 ) -> None:
-    """Write a trained run's EMA weights into a weights folder with a registry entry and a model card."""
-    from ..export import ExportError, export_run
+    """Write a trained run's EMA weights into a weights folder with a registry entry and a model card (a blur
+    estimator's run, from `swintormer estimator train`, is registered as one)."""
+    from ..export import ExportError, export_estimator, export_run
     from ..weights import WeightsError, check_model_name
 
     if which not in ("best", "last"):
@@ -144,6 +145,13 @@ def export(
         check_model_name(name)
     except ValueError as exc:
         raise usage_error(str(exc)) from exc
+    if (run_dir / "checkpoints" / "last" / "estimator.safetensors").is_file():
+        try:
+            entry, path = export_estimator(run_dir, name, description=description, folder=folder)
+        except (ExportError, WeightsError) as exc:
+            raise failure(str(exc)) from exc
+        out.print(escape(f"exported blur estimator {name}: {path} ({_size(path)}, sha256 {entry.sha256[:16]}...)"))
+        return
     try:
         entry, path = export_run(
             run_dir,

@@ -187,6 +187,9 @@ def model_record(resolved, bundle, pipeline) -> dict:
         "eta": s.eta,
         "seed": s.seed,
         "memory_budget": pipeline.memory_budget,
+        "scale": pipeline.scale_mode,
+        "max_scale": s.max_scale,
+        "scale_radius": s.scale_radius,
     }
 
 

@@ -23,9 +23,11 @@ import torch
 from ..checkpoint import ModelBundle
 from ..io import pixel_peak
 from ..models import Swintormer
+from ..models.blur_estimator import BlurEstimator
 from ..prior import Prior, noise_draws
 from .device import precision_name, precision_reason, prepare_device, resolve_device, resolve_precision
 from .memory import PeakMeter, default_budget, is_out_of_memory, parse_size, release_cached
+from .scales import blur_map, largest_scale, needed_pixels, resize, scale_weights, scaled_size
 from .settings import InferenceSettings, ModelDefaults
 from .tiling import Accumulator, Tile, TileGrid
 
@@ -54,9 +56,13 @@ class DeblurPipeline:
         memory_budget: int | str | None = None,
         model_defaults: ModelDefaults | None = None,
         name: str = "",
+        estimator: BlurEstimator | None = None,
         **overrides,
     ):
-        """``settings`` (or any of its fields given by keyword: ``window=512``, ``prior_steps=10``, ...)
+        """``estimator``: the blur estimator that chooses the scales to restore at (``inference/scales.py``);
+        without one, and with ``scale`` unset, images are restored at their own size.
+
+        ``settings`` (or any of its fields given by keyword: ``window=512``, ``prior_steps=10``, ...)
         choose how the image is tiled and the prior sampled; ``InferenceSettings`` holds their defaults, which
         ``model_defaults`` (what a model file names for itself) override."""
         if model.config.prior_channels and prior is None:
@@ -80,6 +86,7 @@ class DeblurPipeline:
             memory_budget = parse_size(memory_budget)
         self.memory_budget = int(memory_budget) if memory_budget else default_budget(self.device)
         self.name = name
+        self.estimator = estimator.to(self.device).eval() if estimator is not None else None
         self._batch_sizes: dict[tuple[int, int], int] = {}
         self.batch_size: int | None = None
         """Set to fix the tile batch size instead of measuring it from the memory budget."""
@@ -90,6 +97,7 @@ class DeblurPipeline:
     def from_bundle(cls, bundle: ModelBundle, settings: InferenceSettings | None = None, **kwargs) -> DeblurPipeline:
         kwargs.setdefault("model_defaults", bundle.inference_defaults)
         kwargs.setdefault("name", bundle.source)
+        kwargs.setdefault("estimator", bundle.estimator)
         return cls(bundle.model, bundle.prior, settings, **kwargs)
 
     @classmethod
@@ -124,23 +132,56 @@ class DeblurPipeline:
         }
         if self.prior is not None:
             info.update(prior_steps=s.prior_steps, sampler=s.sampler, eta=s.eta, seed=s.seed)
+        info["scale"] = self.scale_mode
+        if self.scale_mode == "auto":
+            info.update(max_scale=s.max_scale, scale_radius=s.scale_radius)
         return info
+
+    @property
+    def scale_mode(self) -> str:
+        """``auto`` (scales from the blur map), or the one scale every image is restored at (``1``, ``3``)."""
+        s = self.settings
+        if s.scale is not None:
+            return f"{s.scale:g}"
+        return "auto" if self.estimator is not None else "1"
+
+    def blur_map(self, image: torch.Tensor) -> torch.Tensor:
+        """The estimated defocus radius of each pixel of a (C, H, W) image in [0, 1], in its pixels: (H, W).
+        Needs a blur estimator (``from_pretrained`` loads the registered one)."""
+        if self.estimator is None:
+            raise ValueError("this pipeline has no blur estimator")
+        return blur_map(self.estimator, image, device=self.device)
+
+    def scales_for(
+        self, image: torch.Tensor, radius: torch.Tensor | None = None
+    ) -> list[tuple[float, torch.Tensor | None]]:
+        """(scale, per-pixel weight or None for everywhere) of each pass ``restore`` makes for this image."""
+        s = self.settings
+        height, width = image.shape[-2:]
+        if s.scale is not None or self.estimator is None:
+            return [(largest_scale(height, width, s.scale or 1.0), None)]
+        if largest_scale(height, width, s.max_scale) == 1.0:
+            return [(1.0, None)]
+        radius = self.blur_map(image) if radius is None else radius
+        plan = scale_weights(radius, s.scale_radius, largest_scale(height, width, s.max_scale))
+        return [(plan[0][0], None)] if len(plan) == 1 else plan
 
     def __call__(
         self,
         image: np.ndarray | torch.Tensor,
         progress: ProgressFn | None = None,
         prior_map: torch.Tensor | None = None,
+        radius: torch.Tensor | None = None,
     ):
         """HxWxC array (uint8, uint16 or float in [0, 1]) or CxHxW float tensor -> the same kind back."""
         if isinstance(image, torch.Tensor):
-            return self.restore(image, progress, prior_map)
+            return self.restore(image, progress, prior_map, radius)
         array = np.asarray(image)
         if array.ndim != 3:
             raise ValueError(f"expected an HxWxC image, got shape {array.shape}")
         scale = pixel_peak(array.dtype)  # 1 for floats: already in [0, 1]
         x = torch.from_numpy(array.astype(np.float32) / scale).permute(2, 0, 1)
-        y = self.restore(x, progress, prior_map).permute(1, 2, 0).numpy()
+        y = self.restore(x, progress, prior_map, radius).permute(1, 2, 0).numpy()
         if scale == 1.0:
             return y.astype(array.dtype if np.issubdtype(array.dtype, np.floating) else np.float32)
         return np.round(y * scale).astype(array.dtype)
@@ -160,19 +201,63 @@ class DeblurPipeline:
 
     @torch.no_grad()
     def restore(
-        self, image: torch.Tensor, progress: ProgressFn | None = None, prior_map: torch.Tensor | None = None
+        self,
+        image: torch.Tensor,
+        progress: ProgressFn | None = None,
+        prior_map: torch.Tensor | None = None,
+        radius: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(3*in_views, H, W) float in [0, 1] on the CPU -> (3, H, W) float32 in [0, 1] on the CPU.
 
         ``prior_map``: for a prior sampled over the whole image, its map of this image when already made (training
-        caches them); by default ``prior_map(image)`` makes it."""
+        caches them); by default ``prior_map(image)`` makes it. ``radius``: the image's blur map when already
+        made (``blur_map``), else made here when the scales are chosen automatically."""
         expected = 3 * self.model.config.in_views
         if image.ndim != 3 or image.shape[0] != expected:
             raise ValueError(f"expected a ({expected}, H, W) tensor, got {tuple(image.shape)}")
         image = image.detach().to("cpu", torch.float32)
         _, height, width = image.shape
+        plan = self.scales_for(image, radius)
+        if plan == [(1.0, None)]:
+            return self._restore_tiles(image, progress, prior_map)
+        # Several passes, each over the tiles that reach a pixel weighing on it; the progress counts them all.
+        sizes = [scaled_size(height, width, scale) for scale, _ in plan]
+        needs = [needed_pixels(weight, h, w) for (_, weight), (h, w) in zip(plan, sizes, strict=True)]
+        counts = [len(self._needed_tiles(self.grid(h, w), need)) for (h, w), need in zip(sizes, needs, strict=True)]
+        out = torch.zeros(3, height, width)
+        for i, ((scale, weight), (h, w)) in enumerate(zip(plan, sizes, strict=True)):
+            offset = sum(counts[:i])
+            step = None
+            if progress is not None:
+                step = lambda done, _total, offset=offset: progress(offset + done, sum(counts))  # noqa: E731
+            small = resize(image, h, w)
+            passed = self._restore_tiles(small, step, prior_map if scale == 1.0 else None, needs[i])
+            restored = resize(passed, height, width)
+            out += restored if weight is None else restored * weight
+        return out.clamp_(0, 1)
+
+    @staticmethod
+    def _needed_tiles(grid: TileGrid, needed: torch.Tensor | None) -> list[Tile]:
+        """The tiles that hold a needed pixel (all without a mask). Every tile over a needed pixel is kept, so
+        those pixels merge exactly as in a whole pass."""
+        if needed is None:
+            return grid.tiles
+        return [t for t in grid.tiles if bool(needed[t.slices].any())]
+
+    def _restore_tiles(
+        self,
+        image: torch.Tensor,
+        progress: ProgressFn | None = None,
+        prior_map: torch.Tensor | None = None,
+        needed: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One pass over the image at its size: tiles restored and merged. ``needed``: an (H, W) mask of the
+        pixels wanted; tiles without one are skipped, and pixels no tile covers come back 0."""
+        _, height, width = image.shape
         grid = self.grid(height, width)
-        tiles = grid.tiles
+        tiles = self._needed_tiles(grid, needed)
+        if not tiles:
+            return torch.zeros(3, height, width)
         acc = Accumulator(3, grid, self.settings.blend)
         if self.prior is not None and self.prior.whole_image:
             prior_map = self.prior_map(image) if prior_map is None else prior_map.to("cpu", torch.float32)
@@ -184,7 +269,7 @@ class DeblurPipeline:
         elif prior_map is not None:
             raise ValueError("a prior map was given, but this model's prior is sampled tile by tile")
         else:
-            noise = self._noise_grid(tiles)
+            noise = self._noise_grid(grid.tiles)  # the whole grid's, whichever tiles run: the same draws
         guide = (noise, prior_map)
         key = (grid.tile_height, grid.tile_width)
         done = 0

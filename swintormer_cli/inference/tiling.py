@@ -98,4 +98,5 @@ class Accumulator:
         self.weight[:, ys, xs] += self.tile_weight
 
     def result(self) -> torch.Tensor:
-        return self.sum / self.weight
+        # Pixels no tile covered (a pass that skipped tiles) come back 0, not 0/0.
+        return self.sum / self.weight.clamp(min=1e-12)

@@ -245,7 +245,7 @@ def _merge(base: dict, child: dict) -> dict:
     return out
 
 
-def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+def read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """A config file's mapping, with its ``base:`` chain (paths relative to the file) merged under it."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
@@ -258,7 +258,11 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     base_path = (path.parent / str(base)).resolve()
     if base_path in seen:
         raise ValueError(f"{path}: base {base} leads back to itself")
-    return _merge(_read(base_path, (*seen, path.resolve())), data)
+    return _merge(read_config_file(base_path, (*seen, path.resolve())), data)
+
+
+ESTIMATOR_TASK = "blur-estimator"
+"""The ``task:`` of a config that trains the blur estimator (``training/blur_estimator.py``), not a restorer."""
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -267,11 +271,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     data: dict = {}
     if path is not None:
         path = Path(path)
-        data = _read(path)
+        data = read_config_file(path)
     data = copy.deepcopy(data)
     for assignment in overrides or []:
         apply_override(data, assignment)
     where = str(path) if path else "config"
+    if data.get("task") == ESTIMATOR_TASK:
+        raise ValueError(f"{where}: a blur estimator's config; train it with `swintormer estimator train --config`")
     data["config_file"] = str(path) if path else None
     return from_data(TrainConfig, data, where)
 
