@@ -11,7 +11,7 @@ import yaml
 
 from .checkpoint import CheckpointError, load_model, save_model
 from .io import atomic_write_bytes
-from .weights import Registry, RegistryEntry, check_model_name, sha256_of, user_weights_dir
+from .weights import ESTIMATOR_KIND, Registry, RegistryEntry, check_model_name, sha256_of, user_weights_dir
 
 
 class ExportError(Exception):
@@ -31,6 +31,29 @@ def _checkpoint(run_dir: Path, which: str) -> tuple[Path, Path]:
     return folder / "ema.safetensors", run_dir
 
 
+def _check_name(name: str) -> None:
+    try:
+        check_model_name(name)  # it names the files written: nothing may land outside the folder
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
+
+
+def _destination(name: str, folder: str | Path | None) -> tuple[Registry, RegistryEntry | None]:
+    """The registry an export writes into (its folder made) and the entry of that name it replaces, if any."""
+    # By default into the user's weights folder, never into the installed package (a reinstall would lose it).
+    registry = Registry.load(folder or user_weights_dir())
+    registry.folder.mkdir(parents=True, exist_ok=True)
+    # A re-export renews the weights, not what was said about them.
+    previous = (registry if folder else Registry.load()).models.get(name)
+    return registry, previous
+
+
+def _write_card(registry: Registry, entry: RegistryEntry, run_config: dict) -> None:
+    card = registry.folder / entry.card
+    text = _refresh_card(card.read_text(), entry, run_config) if card.exists() else _card(entry, run_config)
+    atomic_write_bytes(card, text.encode())
+
+
 def export_run(
     run_dir: str | Path,
     name: str,
@@ -40,20 +63,13 @@ def export_run(
     make_default: bool = False,
     folder: str | Path | None = None,
 ) -> tuple[RegistryEntry, Path]:
-    try:
-        check_model_name(name)  # it names the files written: nothing may land outside the folder
-    except ValueError as exc:
-        raise ExportError(str(exc)) from exc
+    _check_name(name)
     source, run = _checkpoint(Path(run_dir), which)
     try:
         bundle = load_model(source)
     except CheckpointError as exc:
         raise ExportError(str(exc)) from exc
-    # By default into the user's weights folder, never into the installed package (a reinstall would lose it).
-    registry = Registry.load(folder or user_weights_dir())
-    registry.folder.mkdir(parents=True, exist_ok=True)
-    # A re-export renews the weights, not what was said about them.
-    previous = (registry if folder else Registry.load()).models.get(name)
+    registry, previous = _destination(name, folder)
     if description is None:
         description = previous.description if previous else ""
     training = dict(bundle.training)
@@ -78,9 +94,7 @@ def export_run(
         card=f"{name}.md",
         training=training,
     )
-    card = registry.folder / entry.card
-    text = _refresh_card(card.read_text(), entry, run_config) if card.exists() else _card(entry, run_config)
-    atomic_write_bytes(card, text.encode())
+    _write_card(registry, entry, run_config)
     registry.models[name] = entry
     # The first model of a registry becomes its default, unless the package's default already stands.
     if make_default or not (registry.default or (None if folder else Registry.load().default)):
@@ -100,10 +114,15 @@ def _generated(entry: RegistryEntry, run_config: dict) -> str:
 
 
 def _card(entry: RegistryEntry, run_config: dict) -> str:
+    if entry.kind == ESTIMATOR_KIND:
+        what, train = "- kind: blur estimator\n", "swintormer estimator train"
+    else:
+        what = f"- preset: {entry.preset}; prior: {entry.prior}; training window: {entry.window}\n"
+        train = "swintormer train"
     return (
         f"# {entry.name}\n\n{entry.description}\n\n"
-        f"- preset: {entry.preset}; prior: {entry.prior}; training window: {entry.window}\n"
-        + (f"- recipe: `swintormer train --config {entry.recipe} --resume auto`\n" if entry.recipe else "")
+        + what
+        + (f"- recipe: `{train} --config {entry.recipe} --resume auto`\n" if entry.recipe else "")
         + f"- sha256: `{entry.sha256}`\n\n"
         + _generated(entry, run_config)
     )
@@ -117,28 +136,32 @@ def _refresh_card(text: str, entry: RegistryEntry, run_config: dict) -> str:
     return kept + "\n\n" + _generated(entry, run_config)
 
 
+def is_estimator_run(run_dir: str | Path) -> bool:
+    """Whether a run folder is a blur estimator's (``swintormer estimator train``) rather than a restorer's."""
+    from .models.blur_estimator import is_estimator_file
+    from .training.blur_estimator import last_weights
+
+    return is_estimator_file(last_weights(run_dir))
+
+
 def export_estimator(
     run_dir: str | Path, name: str, description: str | None = None, folder: str | Path | None = None
 ) -> tuple[RegistryEntry, Path]:
     """A blur estimator's training run (``swintormer estimator train``) into a registry, as ``export_run`` does
     for a restorer: its EMA weights, an entry of kind ``blur-estimator`` and a model card to complete."""
     from .models.blur_estimator import load_estimator, save_estimator
-    from .weights import ESTIMATOR_KIND
+    from .training.blur_estimator import last_weights
 
-    try:
-        check_model_name(name)
-    except ValueError as exc:
-        raise ExportError(str(exc)) from exc
+    _check_name(name)
     run = Path(run_dir)
-    source = run / "checkpoints" / "last" / "estimator.safetensors"
+    source = last_weights(run)
     if not source.is_file():
-        raise ExportError(f"{run}: no checkpoints/last/estimator.safetensors (is it a blur estimator run?)")
+        raise ExportError(f"{run}: no {source.relative_to(run)} (is it a blur estimator run?)")
     try:
         estimator = load_estimator(source)
     except ValueError as exc:
         raise ExportError(str(exc)) from exc
-    registry = Registry.load(folder or user_weights_dir())
-    previous = (registry if folder else Registry.load()).models.get(name)
+    registry, previous = _destination(name, folder)
     if description is None:
         description = previous.description if previous else ""
     training = dict(estimator.record)
@@ -146,7 +169,6 @@ def export_estimator(
         run=run.name, exported=datetime.now(timezone.utc).isoformat(timespec="seconds"), checkpoint=str(source)
     )
     target = registry.folder / f"{name}.safetensors"
-    registry.folder.mkdir(parents=True, exist_ok=True)
     save_estimator(target, estimator, training)
     entry = RegistryEntry(
         name=name,
@@ -159,19 +181,7 @@ def export_estimator(
         training=training,
     )
     config_file = run / "config.json"
-    run_config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    card = registry.folder / entry.card
-    if card.exists():
-        text = _refresh_card(card.read_text(), entry, run_config)
-    else:
-        recipe = f"- recipe: `swintormer estimator train --config {entry.recipe} --resume auto`\n"
-        text = (
-            f"# {name}\n\n{description}\n\n- kind: blur estimator ({estimator.config})\n"
-            + (recipe if entry.recipe else "")
-            + f"- sha256: `{entry.sha256}`\n\n"
-            + _generated(entry, run_config)
-        )
-    atomic_write_bytes(card, text.encode())
+    _write_card(registry, entry, json.loads(config_file.read_text()) if config_file.is_file() else {})
     registry.models[name] = entry
     registry.save()
     return entry, target

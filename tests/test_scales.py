@@ -344,3 +344,35 @@ def test_the_training_target_is_the_occluders_radius_where_it_stands():
     target = target_radius(batch, margin=1)
     assert target.shape == (1, 1, 6, 6)
     assert target[0, 0, :3].unique().tolist() == [7.0] and target[0, 0, 3:].unique().tolist() == [4.0]
+
+
+def test_an_estimator_run_exports_into_a_registry_with_its_kind(tmp_path):
+    from typer.testing import CliRunner
+
+    from swintormer_cli.cli import app
+    from swintormer_cli.export import is_estimator_run
+    from swintormer_cli.training.blur_estimator import EstimatorTrainConfig, train_estimator
+    from swintormer_cli.weights import Registry, resolve_estimator
+
+    run = train_estimator(
+        EstimatorTrainConfig(
+            data=[str(_photos(tmp_path / "photos"))],
+            output_dir=str(tmp_path / "run"),
+            estimator=BlurEstimatorConfig(width=4, dilations=(1,)),
+            steps=2,
+            batch_size=2,
+            crop_size=32,
+            max_radius=(0.0, 6.0),
+            warmup=1,
+        ),
+        config_file="est.yaml",
+    )
+    assert is_estimator_run(run) and not is_estimator_run(tmp_path / "photos")
+    folder = tmp_path / "weights"
+    result = CliRunner().invoke(app, ["weights", "export", str(run), "my-est", "--folder", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "exported blur estimator my-est" in result.output
+    entry = Registry.load(folder).models["my-est"]
+    assert entry.kind == "blur-estimator" and entry.recipe == "est.yaml"
+    assert "swintormer estimator train --config est.yaml" in (folder / "my-est.md").read_text()
+    assert resolve_estimator("my-est", Registry.load(folder)).record["steps"] == 2

@@ -136,7 +136,7 @@ def export(
 ) -> None:
     """Write a trained run's EMA weights into a weights folder with a registry entry and a model card (a blur
     estimator's run, from `swintormer estimator train`, is registered as one)."""
-    from ..export import ExportError, export_estimator, export_run
+    from ..export import ExportError, export_estimator, export_run, is_estimator_run
     from ..weights import WeightsError, check_model_name
 
     if which not in ("best", "last"):
@@ -145,7 +145,7 @@ def export(
         check_model_name(name)
     except ValueError as exc:
         raise usage_error(str(exc)) from exc
-    if (run_dir / "checkpoints" / "last" / "estimator.safetensors").is_file():
+    if is_estimator_run(run_dir):
         try:
             entry, path = export_estimator(run_dir, name, description=description, folder=folder)
         except (ExportError, WeightsError) as exc:

@@ -160,10 +160,11 @@ class DeblurPipeline:
         height, width = image.shape[-2:]
         if s.scale is not None or self.estimator is None:
             return [(largest_scale(height, width, s.scale or 1.0), None)]
-        if largest_scale(height, width, s.max_scale) == 1.0:
+        max_scale = largest_scale(height, width, s.max_scale)
+        if max_scale == 1.0:
             return [(1.0, None)]
         radius = self.blur_map(image) if radius is None else radius
-        plan = scale_weights(radius, s.scale_radius, largest_scale(height, width, s.max_scale))
+        plan = scale_weights(radius, s.scale_radius, max_scale)
         return [(plan[0][0], None)] if len(plan) == 1 else plan
 
     def __call__(
@@ -220,42 +221,40 @@ class DeblurPipeline:
         plan = self.scales_for(image, radius)
         if plan == [(1.0, None)]:
             return self._restore_tiles(image, progress, prior_map)
-        # Several passes, each over the tiles that reach a pixel weighing on it; the progress counts them all.
+        # Several passes, each over the tiles that reach a pixel weighing on it (every tile over such a pixel
+        # runs, so it merges exactly as in a whole pass); the progress counts the tiles of all of them.
         sizes = [scaled_size(height, width, scale) for scale, _ in plan]
-        needs = [needed_pixels(weight, h, w) for (_, weight), (h, w) in zip(plan, sizes, strict=True)]
-        counts = [len(self._needed_tiles(self.grid(h, w), need)) for (h, w), need in zip(sizes, needs, strict=True)]
+        runs = []
+        for (_, weight), (h, w) in zip(plan, sizes, strict=True):
+            needed = needed_pixels(weight, h, w)
+            tiles = self.grid(h, w).tiles
+            runs.append(tiles if needed is None else [t for t in tiles if bool(needed[t.slices].any())])
+        total = sum(len(tiles) for tiles in runs)
         out = torch.zeros(3, height, width)
-        for i, ((scale, weight), (h, w)) in enumerate(zip(plan, sizes, strict=True)):
-            offset = sum(counts[:i])
+        offset = 0
+        for (scale, weight), (h, w), tiles in zip(plan, sizes, runs, strict=True):
             step = None
             if progress is not None:
-                step = lambda done, _total, offset=offset: progress(offset + done, sum(counts))  # noqa: E731
+                step = lambda done, _total, offset=offset: progress(offset + done, total)  # noqa: E731
             small = resize(image, h, w)
-            passed = self._restore_tiles(small, step, prior_map if scale == 1.0 else None, needs[i])
+            passed = self._restore_tiles(small, step, prior_map if scale == 1.0 else None, tiles)
             restored = resize(passed, height, width)
             out += restored if weight is None else restored * weight
+            offset += len(tiles)
         return out.clamp_(0, 1)
-
-    @staticmethod
-    def _needed_tiles(grid: TileGrid, needed: torch.Tensor | None) -> list[Tile]:
-        """The tiles that hold a needed pixel (all without a mask). Every tile over a needed pixel is kept, so
-        those pixels merge exactly as in a whole pass."""
-        if needed is None:
-            return grid.tiles
-        return [t for t in grid.tiles if bool(needed[t.slices].any())]
 
     def _restore_tiles(
         self,
         image: torch.Tensor,
         progress: ProgressFn | None = None,
         prior_map: torch.Tensor | None = None,
-        needed: torch.Tensor | None = None,
+        tiles: list[Tile] | None = None,
     ) -> torch.Tensor:
-        """One pass over the image at its size: tiles restored and merged. ``needed``: an (H, W) mask of the
-        pixels wanted; tiles without one are skipped, and pixels no tile covers come back 0."""
+        """One pass over the image at its size: tiles restored and merged. ``tiles``: the grid's tiles to run
+        (default all); pixels none of them covers come back 0."""
         _, height, width = image.shape
         grid = self.grid(height, width)
-        tiles = self._needed_tiles(grid, needed)
+        tiles = grid.tiles if tiles is None else tiles
         if not tiles:
             return torch.zeros(3, height, width)
         acc = Accumulator(3, grid, self.settings.blend)

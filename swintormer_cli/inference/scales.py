@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..models.blur_estimator import BlurEstimator
 
 SCALE_LADDER: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
-"""The scales a photo is restored at: each rung costs 1/s^2 of the full-size pass, all of them 1.7x in all."""
+"""The scales a photo is restored at: each rung costs 1/s^2 of the full-size pass, all of them 1.9x in all."""
 SMALLEST_PASS = 64
 """No pass shrinks a photo's shorter side below this many pixels (a network needs some context, and its
 deepest level some pixels): a smaller photo is restored at a smaller scale than its blur asks for."""
@@ -38,7 +38,8 @@ BAND = 512
 """Rows of a pyramid level the estimator sees at once (its memory stays bounded on any photo)."""
 BAND_CONTEXT = 96
 """Rows of context above and below a band (the estimator's receptive field reaches ~290 px of its input,
-but little weight lies past 90; measured: bands change the map by under 0.05 px)."""
+but little weight lies past 90; measured on three 1024 px dpdd-dev photos at full size: bands of 512 rows change
+the map by under 0.001 px on average, 0.15 px at most)."""
 
 
 def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -61,7 +62,6 @@ def _estimate_level(estimator: BlurEstimator, level: torch.Tensor, device: torch
     out = torch.empty(h, w)
     step = BAND
     for top in range(0, h, step):
-        # Bands start and end on multiples of 4 (the estimator's output grid) where they can.
         lo = max(0, top - BAND_CONTEXT)
         hi = min(h, top + step + BAND_CONTEXT)
         x = level[None, :, lo:hi].to(device)

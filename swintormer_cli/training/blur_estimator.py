@@ -15,7 +15,6 @@ import copy
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +26,18 @@ from ..config_dict import DictConfig, from_data
 from ..data.datasets import SharpImages, sample_generator, step_seed
 from ..data.degradation import Degradation, DegradationConfig
 from ..models.blur_estimator import BlurEstimator, BlurEstimatorConfig, save_estimator
-from .checkpoints import checkpoint_folder, publish
+from .checkpoints import checkpoint_folder, staged
 from .config import ESTIMATOR_TASK, apply_override, read_config_file
 
 log = logging.getLogger("swintormer.train")
+
+EMA_FILE = "estimator.safetensors"
+"""The EMA weights in each checkpoint folder, in the estimator's own file format (what ``weights export`` takes)."""
+
+
+def last_weights(run_dir: str | Path) -> Path:
+    """The EMA weights of a run's last checkpoint."""
+    return Path(run_dir) / "checkpoints" / "last" / EMA_FILE
 
 
 @dataclass
@@ -127,7 +134,7 @@ def make_batch(cfg: EstimatorTrainConfig, data: SharpImages, degradations, step:
 
 
 def train_estimator(cfg: EstimatorTrainConfig, resume: str | None = None, config_file: str | None = None) -> Path:
-    """Train (or resume) a blur estimator; returns the run folder, whose ``estimator.safetensors`` is the EMA."""
+    """Train (or resume) a blur estimator; returns the run folder (its EMA weights: ``last_weights(run)``)."""
     run = Path(cfg.output_dir)
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -190,9 +197,6 @@ def train_estimator(cfg: EstimatorTrainConfig, resume: str | None = None, config
             losses = []
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             total = elapsed + time.perf_counter() - t0
-            staging = run / "checkpoints" / ".last.writing"
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
             state = {
                 "model": net.state_dict(),
                 "ema": ema.state_dict(),
@@ -200,9 +204,9 @@ def train_estimator(cfg: EstimatorTrainConfig, resume: str | None = None, config
                 "step": done,
                 "elapsed_s": total,
             }
-            torch.save(state, staging / "state.pt")
             training = {"steps": done, "elapsed_s": round(total, 1), "config": config_file, "data": cfg.data}
-            save_estimator(staging / "estimator.safetensors", ema, training)
-            publish(staging, run / "checkpoints" / "last")
+            with staged(run / "checkpoints" / "last") as staging:
+                torch.save(state, staging / "state.pt")
+                save_estimator(staging / EMA_FILE, ema, training)
     metrics.close()
     return run

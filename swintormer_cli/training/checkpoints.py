@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -20,12 +21,20 @@ from ..checkpoint import save_model
 def write_checkpoint(folder: Path, raw: tuple, ema: tuple, record: dict, state: dict) -> None:
     """Write ``raw`` and ``ema`` ((model, prior or None) each), with the training ``record``, and the trainer's
     ``state`` into a staging folder, then publish it as ``folder``."""
+    with staged(folder) as staging:
+        save_model(staging / "model.safetensors", raw[0], raw[1], record)
+        save_model(staging / "ema.safetensors", ema[0], ema[1], record)
+        torch.save(state, staging / "state.pt")
+
+
+@contextmanager
+def staged(folder: Path):
+    """A fresh staging folder to write a checkpoint's files into; published as ``folder`` when the block ends
+    without an error (a failed write leaves the old checkpoint in place)."""
     staging = folder.with_name(f".{folder.name}.writing")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    save_model(staging / "model.safetensors", raw[0], raw[1], record)
-    save_model(staging / "ema.safetensors", ema[0], ema[1], record)
-    torch.save(state, staging / "state.pt")
+    yield staging
     publish(staging, folder)
 
 
