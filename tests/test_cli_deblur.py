@@ -170,6 +170,11 @@ def test_unwritable_output_folder(tmp_path, model_file):
         (["--scale", "big"], "--scale must be auto or a number"),
         (["--scale", "0.5"], "--scale must be auto or a number from 1 to 16"),
         (["--max-scale", "99"], "--max-scale must be a number from 1 to 16"),
+        (["--strength", "-0.5"], "--strength must be a number from 0 to 1"),
+        (["--strength", "1.5"], "--strength must be a number from 0 to 1"),
+        (["--strength", "half"], "--strength must be a number from 0 to 1, got 'half'"),
+        (["--keep-background-blur", "0"], "--keep-background-blur must be a positive radius"),
+        (["--keep-background-blur", "big"], "--keep-background-blur must be a radius in pixels"),
     ],
 )
 def test_bad_flags_exit_2(tmp_path, model_file, extra, message):
@@ -177,6 +182,26 @@ def test_bad_flags_exit_2(tmp_path, model_file, extra, message):
     result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "o.png", "--weights", model_file, *extra)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_save_blur_map_strength_and_kept_background(tmp_path, model_file):
+    from swintormer_cli.blur_maps import load_blur_map
+
+    Image.fromarray(gradient_image(48, 64)).save(tmp_path / "a.png")
+    result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", model_file, "--save-blur-map")
+    assert result.exit_code == 0, result.output
+    radius = load_blur_map(tmp_path / "out" / "a.blur.png")
+    assert radius.shape == (48, 64) and np.isfinite(radius).all() and radius.min() >= 0
+    assert (tmp_path / "out" / "a.blur-preview.png").is_file() and (tmp_path / "out" / "a.png").is_file()
+    # Strength 0 gives the input back, bit for bit; a kept background is said in the set-up line.
+    result = run("deblur", tmp_path / "a.png", "-o", tmp_path / "zero.png", "--weights", model_file, "--strength", 0)
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "zero.png")), gradient_image(48, 64))
+    assert "strength 0" in result.stderr
+    result = run(
+        "deblur", tmp_path / "a.png", "-o", tmp_path / "k.png", "--weights", model_file, "--keep-background-blur", 6
+    )
+    assert result.exit_code == 0 and "background blur over 6 px kept" in result.stderr
 
 
 def test_torchrun_ranks_split_the_files(tmp_path, model_file):

@@ -43,6 +43,23 @@ def test_gain_compensation_removes_an_exposure_difference():
     assert math.isclose(gain_compensated_psnr(target, target), MAX_PSNR)
 
 
+def test_masked_metrics_score_those_pixels_alone():
+    rng = np.random.default_rng(3)
+    target = rng.random((30, 40, 3))
+    output = target.copy()
+    output[:, 20:] = np.clip(output[:, 20:] + 0.1, 0, 1)  # the right half wrong
+    left = np.zeros((30, 40), dtype=bool)
+    left[:, :20] = True
+    assert psnr(output, target, left) == MAX_PSNR and mae(output, target, left) == 0
+    assert psnr(output, target, ~left) == pytest.approx(psnr(output[:, 20:], target[:, 20:]))
+    assert ssim(output, target, left) > ssim(output, target) > ssim(output, target, ~left)
+    darker = target * 0.9
+    assert gain_compensated_psnr(darker, target, left) > 60  # the gain fitted on the masked pixels
+    assert math.isnan(psnr(output, target, np.zeros_like(left)))
+    with pytest.raises(ValueError, match="mask"):
+        psnr(output, target, left[:10])
+
+
 def test_size_mismatch_names_the_files(tmp_path, plain_model_file):
     import cv2
 
@@ -189,6 +206,31 @@ def test_sweep_grid():
     settings, skipped = sweep([256, 512], [220, 384], ["average"], [None])
     assert [(s.window, s.shift) for s in settings] == [(256, 220), (512, 220), (512, 384)]
     assert skipped == ["shift 384 > window 256"]
+
+
+def test_eval_scores_the_in_focus_region_with_a_kept_background(tmp_path, model_file):
+    root = tmp_path / "pairs"
+    sharp = gradient_image(48, 64)
+    _write(root / "target" / "0.png", sharp)
+    _write(root / "source" / "0.png", (sharp * 0.9).astype(np.uint8))
+    report = tmp_path / "r.json"
+    args = ["eval", "--data-root", str(root), "--weights", str(model_file), "--no-lpips", "--json", str(report)]
+    result = CliRunner().invoke(
+        app, [*args, "--score-in-focus", "100", "--keep-background-blur", "3", "--strength", "0.5"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["run"]["region"] == "the pixels whose estimated blur is at most 100 px"
+    assert data["rows"][0]["images"][0]["scored_fraction"] == 1.0
+    assert data["model"]["strength"] == 0.5 and data["model"]["keep_background_blur"] == 3.0
+    assert "scored only the pixels whose estimated blur is at most 100 px: 100.0 %" in result.output
+    for extra, message in [
+        (["--score-in-focus", "0"], "--score-in-focus must be a positive radius"),
+        (["--score-in-focus", "x"], "--score-in-focus must be a radius in pixels"),
+        (["--strength", "2"], "--strength must be a number from 0 to 1"),
+    ]:
+        bad = CliRunner().invoke(app, [*args, *extra])
+        assert bad.exit_code == 2 and message in bad.output, bad.output
 
 
 def test_eval_quiet_and_bad_settings_name_their_flag(tmp_path, model_file):

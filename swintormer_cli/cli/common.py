@@ -92,6 +92,34 @@ def parse_scale(text: str | None) -> float | None:
         raise usage_error(f"--scale must be auto or a number from 1 to 16, got {text!r}") from None
 
 
+def strength_option():
+    return typer.Option(
+        None,
+        help="How much blur to remove, 0 to 1: S leaves (1 - S) of each region's estimated blur, so 0.5 halves it; "
+        "0 returns the input, 1 (the default) the full restoration.",
+    )
+
+
+def keep_background_blur_option():
+    return typer.Option(
+        None,
+        metavar="RADIUS",
+        help="Leave regions whose estimated blur radius exceeds RADIUS px as they were (a portrait's background "
+        "blur), with a smooth transition; the rest is restored. --save-blur-map shows the radii to choose from.",
+    )
+
+
+def parse_number(flag: str, text: str | None, what: str) -> float | None:
+    """A number flag read here rather than by Typer, so "not a number" is a one-line usage error like a bad value
+    (``what`` says what it should be; the range is the settings' to check)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise usage_error(f"{flag} must be {what}, got {text!r}") from None
+
+
 def set_option():
     """``--set key=value`` over a training config (``train``, ``preview``)."""
     return typer.Option([], "--set", help="Override a setting: --set optim.lr=1e-4 (repeatable).")
@@ -225,4 +253,8 @@ def describe(pipe, origin: str) -> str:
         text += f" | scale auto (up to {d['max_scale']:g}, {d['scale_radius']:g} px)"
     else:
         text += f" | scale {d['scale']}"
+    if d.get("strength", 1.0) < 1:
+        text += f" | strength {d['strength']:g}"
+    if d.get("keep_background_blur") is not None:
+        text += f" | background blur over {d['keep_background_blur']:g} px kept"
     return text

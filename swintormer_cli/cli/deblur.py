@@ -20,11 +20,13 @@ from .common import (
     eta_option,
     inference_settings,
     interactive,
+    keep_background_blur_option,
     load_bundle,
     make_pipeline,
     max_scale_option,
     memory_budget_option,
     model_option,
+    parse_number,
     parse_scale,
     precision_option,
     quiet_option,
@@ -33,6 +35,7 @@ from .common import (
     seed_option,
     show_traceback,
     state,
+    strength_option,
     usage_error,
     weights_option,
     workers_option,
@@ -67,6 +70,13 @@ def deblur(
     workers: int | None = workers_option(),
     scale: str | None = scale_option(),
     max_scale: float | None = max_scale_option(),
+    strength: str | None = strength_option(),
+    keep_background_blur: str | None = keep_background_blur_option(),
+    save_blur_map: bool = typer.Option(
+        False,
+        help="Also write each input's estimated blur radius beside its output: NAME.blur.png (16-bit grey, "
+        "1/100 px per level) and NAME.blur-preview.png (colours, with a scale).",
+    ),
     right: Path | None = typer.Option(
         None,
         help="Dual-pixel models: the right views, a folder holding them under the inputs' names (the inputs are the "
@@ -114,8 +124,12 @@ def deblur(
             workers=workers,
             scale=parse_scale(scale),
             max_scale=max_scale,
+            strength=parse_number("--strength", strength, "a number from 0 to 1"),
+            keep_background_blur=parse_number("--keep-background-blur", keep_background_blur, "a radius in pixels"),
         )
         resolved, bundle = load_bundle(flags)
+        if save_blur_map and bundle.estimator is None:
+            raise usage_error("--save-blur-map needs a blur estimator, and this model has none")
         if right is not None and bundle.config.in_views == 1:
             raise usage_error("--right gives dual-pixel right views, but this model takes single images")
         if right is not None and not right.is_dir() and len(plan.jobs) > 1:
@@ -141,6 +155,7 @@ def deblur(
                 strip_metadata=strip_metadata,
                 tile_progress=progress.tiles,
                 right=right,
+                save_blur_map=save_blur_map,
             )
             counts[outcome.status] += 1
             megapixels += outcome.megapixels

@@ -15,6 +15,7 @@ from .common import (
     eta_option,
     failure,
     inference_settings,
+    keep_background_blur_option,
     load_bundle,
     make_pipeline,
     max_scale_option,
@@ -22,6 +23,7 @@ from .common import (
     model_option,
     out,
     parse_list,
+    parse_number,
     parse_scale,
     precision_option,
     quiet_option,
@@ -31,6 +33,7 @@ from .common import (
     setting_error,
     show_traceback,
     state,
+    strength_option,
     usage_error,
     weights_option,
     workers_option,
@@ -56,6 +59,14 @@ def evaluate(
     workers: int | None = workers_option(),
     scale: str | None = scale_option(),
     max_scale: float | None = max_scale_option(),
+    strength: str | None = strength_option(),
+    keep_background_blur: str | None = keep_background_blur_option(),
+    score_in_focus: str | None = typer.Option(
+        None,
+        metavar="RADIUS",
+        help="Score only the pixels whose estimated blur radius in the blurry input is at most RADIUS px (the "
+        "in-focus region; with --keep-background-blur, what was restored). Every row is scored on the same pixels.",
+    ),
     device: str = device_option(),
     precision: str = precision_option(),
     memory_budget: str | None = memory_budget_option(),
@@ -75,7 +86,7 @@ def evaluate(
 
     from ..evaluation.datasets import dpdd_set, pairs_set
     from ..evaluation.report import tables, write_csv, write_json
-    from ..evaluation.runner import LPIPSMetric, model_record, sweep
+    from ..evaluation.runner import LPIPSMetric, in_focus_region, model_record, sweep
     from ..evaluation.runner import evaluate as run_eval
 
     if dataset not in ("dpdd", "pairs"):
@@ -89,9 +100,21 @@ def evaluate(
 
     flags = ModelFlags(model=model, weights=weights, device=device, precision=precision, memory_budget=memory_budget)
     base = inference_settings(
-        sampler=sampler, eta=eta, seed=seed, workers=workers, scale=parse_scale(scale), max_scale=max_scale
+        sampler=sampler,
+        eta=eta,
+        seed=seed,
+        workers=workers,
+        scale=parse_scale(scale),
+        max_scale=max_scale,
+        strength=parse_number("--strength", strength, "a number from 0 to 1"),
+        keep_background_blur=parse_number("--keep-background-blur", keep_background_blur, "a radius in pixels"),
     )
+    in_focus = parse_number("--score-in-focus", score_in_focus, "a radius in pixels")
+    if in_focus is not None and not in_focus > 0:
+        raise usage_error(f"--score-in-focus must be a positive radius in pixels, got {score_in_focus}")
     resolved, bundle = load_bundle(flags)
+    if in_focus is not None and bundle.estimator is None:
+        raise usage_error("--score-in-focus needs a blur estimator, and this model has none")
     if bundle.model.config.in_views != eval_set.views:
         raise usage_error(f"the model takes {bundle.model.config.in_views} view(s) but the data has {eval_set.views}")
     windows = parse_list(window, int) or [None]
@@ -135,6 +158,8 @@ def evaluate(
                 save_images=save_images,
                 on_image=tick,
                 model_info=model_record(resolved, bundle, first),
+                region=in_focus_region(first, in_focus) if in_focus is not None else None,
+                region_note=f"the pixels whose estimated blur is at most {in_focus:g} px" if in_focus else "",
             )
     except (ValueError, MemoryError) as exc:
         show_traceback(exc)

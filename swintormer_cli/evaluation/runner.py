@@ -121,11 +121,18 @@ class LPIPSMetric:
             return float(self.model(to(output), to(target), normalize=True))
 
 
-def score(output: np.ndarray, target: np.ndarray, lpips_metric: LPIPSMetric | None, gain_compensate: bool) -> dict:
+def score(
+    output: np.ndarray,
+    target: np.ndarray,
+    lpips_metric: LPIPSMetric | None,
+    gain_compensate: bool,
+    mask: np.ndarray | None = None,
+) -> dict:
+    """The metrics of one image; with ``mask`` (HxW bool), of those pixels alone (LPIPS, a whole-image score: n/a)."""
     output = np.clip(output, 0, 1)
-    row = {"psnr": psnr(output, target), "ssim": ssim(output, target), "mae": mae(output, target)}
-    row["lpips"] = lpips_metric(output, target) if lpips_metric is not None else None
-    row["gc_psnr"] = gain_compensated_psnr(output, target) if gain_compensate else None
+    row = {"psnr": psnr(output, target, mask), "ssim": ssim(output, target, mask), "mae": mae(output, target, mask)}
+    row["lpips"] = lpips_metric(output, target) if lpips_metric is not None and mask is None else None
+    row["gc_psnr"] = gain_compensated_psnr(output, target, mask) if gain_compensate else None
     return row
 
 
@@ -190,6 +197,8 @@ def model_record(resolved, bundle, pipeline) -> dict:
         "scale": pipeline.scale_mode,
         "max_scale": s.max_scale,
         "scale_radius": s.scale_radius,
+        "strength": s.strength,
+        "keep_background_blur": s.keep_background_blur,
     }
 
 
@@ -210,6 +219,17 @@ def versions() -> dict:
     }
 
 
+def in_focus_region(pipeline, largest_radius: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The pixels whose blur, in ``pipeline``'s map of the blurry input, is at most ``largest_radius`` px."""
+    import torch
+
+    def region(source: np.ndarray) -> np.ndarray:
+        image = torch.from_numpy(np.ascontiguousarray(source[..., :3], dtype=np.float32)).permute(2, 0, 1)
+        return (pipeline.blur_map(image) <= largest_radius).numpy()
+
+    return region
+
+
 def _input_view(sources: list[np.ndarray]) -> np.ndarray:
     # The blurry "input" of a dual-pixel pair is the mean of its two views (the centre view, in effect).
     return sources[0] if len(sources) == 1 else (sources[0] + sources[1]) / 2
@@ -226,16 +246,21 @@ def evaluate(
     on_image: Callable[[str, int, int], None] | None = None,
     model_info: dict | None = None,
     prior_maps: Callable[[int], object] | None = None,
+    region: Callable[[np.ndarray], np.ndarray] | None = None,
+    region_note: str = "",
 ) -> EvalReport:
     """Score the input, every setting, and the references, image by image.
 
     ``prior_maps``: item index -> its whole-image prior map, made beforehand (training validates with the maps it
-    cached); by default each pipeline makes its own."""
+    cached); by default each pipeline makes its own. ``region``: the blurry input (HxWx3) -> the pixels to score
+    (HxW bool), the same for every row of an image (e.g. the in-focus region: ``in_focus_region``);
+    ``region_note`` says what it is in the report."""
     groups = {"all": list(range(len(eval_set.items)))}
     if eval_set.scenes:
         groups.update(eval_set.scenes)
     cache: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}
     keep = len(settings) > 1
+    masks: dict[int, np.ndarray | None] = {}
 
     def load(i: int):
         if i in cache:
@@ -259,12 +284,15 @@ def evaluate(
     done = 0
     for i, item in enumerate(eval_set.items):
         sources, target = load(i)
+        mask = masks[i] = region(sources[0]) if region is not None else None
+        extra = {} if mask is None else {"scored_fraction": float(mask.mean())}
         input_row.images.append(
-            {"name": item.name, **score(_input_view(sources), target, lpips_metric, gain_compensate)}
+            {"name": item.name, **score(_input_view(sources), target, lpips_metric, gain_compensate, mask), **extra}
         )
         for name, folder in eval_set.references.items():
             ref = load_pixels(folder / item.target.name, eval_set.bits)
-            ref_rows[name].images.append({"name": item.name, **score(ref, target, lpips_metric, gain_compensate)})
+            scores = score(ref, target, lpips_metric, gain_compensate, mask)
+            ref_rows[name].images.append({"name": item.name, **scores})
     for row, setting in zip(model_rows, settings, strict=True):
         if setting not in pipelines:
             pipelines = {setting: make_pipeline(setting)}
@@ -275,7 +303,8 @@ def evaluate(
             prior_map = prior_maps(i) if prior_maps is not None else None
             restored = pipe(np.concatenate(sources, axis=2), prior_map=prior_map)
             row.seconds += time.perf_counter() - start
-            row.images.append({"name": item.name, **score(restored, target, lpips_metric, gain_compensate)})
+            scores = score(restored, target, lpips_metric, gain_compensate, masks[i])
+            row.images.append({"name": item.name, **scores})
             if save_images is not None:
                 folder = save_images / setting.slug if len(settings) > 1 else save_images
                 data, _ = encode_image(to_pixels(restored, eval_set.bits), ".png")
@@ -294,7 +323,10 @@ def evaluate(
             if row.averages["all"].get(m) is not None and base.get(m) is not None
         }
     notes = [eval_set.note] if eval_set.note else []
-    if lpips_metric is not None and not lpips_metric.available:
+    if region is not None:
+        share = np.mean([float(m.mean()) for m in masks.values()]) if masks else 0.0
+        notes.append(f"scored only {region_note or 'a region of each image'}: {100 * share:.1f} % of the pixels")
+    if lpips_metric is not None and not lpips_metric.available and region is None:
         notes.append(lpips_metric.reason)
     dataset = {
         "name": eval_set.name,
@@ -305,4 +337,6 @@ def evaluate(
         "scene_groups": sorted(groups),
     }
     run = {"versions": versions(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gain_compensate": gain_compensate}
+    if region is not None:
+        run["region"] = region_note
     return EvalReport(dataset, model_info or {}, run, rows, notes)

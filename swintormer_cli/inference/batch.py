@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from ..blur_maps import write_blur_map
 from ..io import (
     ImageReadError,
     ImageWriteError,
@@ -239,12 +241,15 @@ def deblur_file(
     strip_metadata: bool = False,
     tile_progress: Callable[[int, int], None] | None = None,
     right: Path | None = None,
+    save_blur_map: bool = False,
 ) -> Outcome:
     """Read, restore and atomically write one image; any error (but an interrupt) becomes a ``failed`` outcome
     whose message is one line naming the file.
 
     ``right``: for a dual-pixel model, the right view's file, or a folder holding it under the input's name (the
-    input is the left view); the output takes the left view's depth and metadata."""
+    input is the left view); the output takes the left view's depth and metadata. ``save_blur_map``: also write the
+    pipeline's blur map of the input beside the output (``blur_maps.write_blur_map``), before it, so an output
+    that exists always has its map."""
     start = time.perf_counter()
     notes: list[str] = []
     try:
@@ -258,7 +263,11 @@ def deblur_file(
         pixels = image.to_float()
         if pipeline.model.config.in_views != 1:
             pixels = np.concatenate([pixels, _right_view(job.source, right, image)], axis=2)
-        restored = pipeline(pixels, progress=tile_progress)
+        radius = None
+        if save_blur_map:
+            radius = pipeline.blur_map(torch.from_numpy(np.ascontiguousarray(pixels[..., :3])).permute(2, 0, 1))
+            write_blur_map(job.output, radius.numpy())
+        restored = pipeline(pixels, progress=tile_progress, radius=radius)
         notes += image.notes
         notes += write_image(
             job.output,

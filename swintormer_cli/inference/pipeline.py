@@ -28,7 +28,8 @@ from ..prior import Prior, noise_draws
 from .device import precision_name, precision_reason, prepare_device, resolve_device, resolve_precision
 from .memory import PeakMeter, default_budget, is_out_of_memory, parse_size, release_cached
 from .scales import blur_map, largest_scale, needed_pixels, resize, scale_weights, scaled_size
-from .settings import InferenceSettings, ModelDefaults
+from .settings import InferenceSettings, ModelDefaults, SettingError
+from .strength import apply_strength, restore_weight
 from .tiling import Accumulator, Tile, TileGrid
 
 ProgressFn = Callable[[int, int], None]
@@ -87,6 +88,8 @@ class DeblurPipeline:
         self.memory_budget = int(memory_budget) if memory_budget else default_budget(self.device)
         self.name = name
         self.estimator = estimator.to(self.device).eval() if estimator is not None else None
+        if self.settings.keep_background_blur is not None and self.estimator is None:
+            raise SettingError("keep_background_blur", "needs a blur estimator, and this model has none")
         self._batch_sizes: dict[tuple[int, int], int] = {}
         self.batch_size: int | None = None
         """Set to fix the tile batch size instead of measuring it from the memory budget."""
@@ -133,6 +136,7 @@ class DeblurPipeline:
         if self.prior is not None:
             info.update(prior_steps=s.prior_steps, sampler=s.sampler, eta=s.eta, seed=s.seed)
         info["scale"] = self.scale_mode
+        info.update(strength=s.strength, keep_background_blur=s.keep_background_blur)
         if self.scale_mode == "auto":
             info.update(max_scale=s.max_scale, scale_radius=s.scale_radius)
         return info
@@ -212,27 +216,68 @@ class DeblurPipeline:
 
         ``prior_map``: for a prior sampled over the whole image, its map of this image when already made (training
         caches them); by default ``prior_map(image)`` makes it. ``radius``: the image's blur map when already
-        made (``blur_map``), else made here when the scales are chosen automatically."""
+        made (``blur_map``), else made here when the scales, the strength or the kept blur need it."""
         expected = 3 * self.model.config.in_views
         if image.ndim != 3 or image.shape[0] != expected:
             raise ValueError(f"expected a ({expected}, H, W) tensor, got {tuple(image.shape)}")
         image = image.detach().to("cpu", torch.float32)
-        _, height, width = image.shape
-        plan = self.scales_for(image, radius)
-        if plan == [(1.0, None)]:
+        s = self.settings
+        source = image[:3]
+        if s.strength == 0:
+            return source.clone()
+        if radius is None and self._needs_map(image):
+            radius = self.blur_map(image)
+        keep = None
+        if s.keep_background_blur is not None:
+            if radius is None:
+                raise ValueError("keeping the background blur needs a blur map: this pipeline has no blur estimator")
+            keep = restore_weight(radius, s.keep_background_blur)
+        restored = self._restore_scales(image, self.scales_for(image, radius), progress, prior_map, keep)
+        if s.strength == 1 and keep is None:
+            return restored
+        if radius is None:  # no estimator: the blur the pass is meant for, everywhere
+            radius = torch.tensor((s.scale or 1.0) * s.scale_radius)
+        return apply_strength(source, restored, radius, s.strength, keep)
+
+    def _needs_map(self, image: torch.Tensor) -> bool:
+        s = self.settings
+        if self.estimator is None:
+            return False
+        if s.keep_background_blur is not None or s.strength < 1:
+            return True
+        return s.scale is None and largest_scale(*image.shape[-2:], s.max_scale) > 1
+
+    def _restore_scales(
+        self,
+        image: torch.Tensor,
+        plan: list[tuple[float, torch.Tensor | None]],
+        progress: ProgressFn | None,
+        prior_map: torch.Tensor | None,
+        keep: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The passes of ``plan`` (``scales_for``) merged; with ``keep`` (the restoration's weight, H x W), only
+        where it is above 0, and the input elsewhere."""
+        if plan == [(1.0, None)] and keep is None:
             return self._restore_tiles(image, progress, prior_map)
-        # Several passes, each over the tiles that reach a pixel weighing on it (every tile over such a pixel
-        # runs, so it merges exactly as in a whole pass); the progress counts the tiles of all of them.
+        _, height, width = image.shape
+        wanted = None if keep is None else keep > 0
+        # Each pass runs the tiles that reach a pixel weighing on it (every tile over such a pixel runs, so it
+        # merges exactly as in a whole pass); the progress counts the tiles of all of them.
         sizes = [scaled_size(height, width, scale) for scale, _ in plan]
         runs = []
         for (_, weight), (h, w) in zip(plan, sizes, strict=True):
-            needed = needed_pixels(weight, h, w)
+            reach = weight
+            if wanted is not None:
+                reach = wanted.float() if weight is None else weight * wanted
+            needed = needed_pixels(reach, h, w)
             tiles = self.grid(h, w).tiles
             runs.append(tiles if needed is None else [t for t in tiles if bool(needed[t.slices].any())])
         total = sum(len(tiles) for tiles in runs)
         out = torch.zeros(3, height, width)
         offset = 0
         for (scale, weight), (h, w), tiles in zip(plan, sizes, runs, strict=True):
+            if not tiles:
+                continue
             step = None
             if progress is not None:
                 step = lambda done, _total, offset=offset: progress(offset + done, total)  # noqa: E731
@@ -241,7 +286,8 @@ class DeblurPipeline:
             restored = resize(passed, height, width)
             out += restored if weight is None else restored * weight
             offset += len(tiles)
-        return out.clamp_(0, 1)
+        out.clamp_(0, 1)
+        return out if wanted is None else torch.where(wanted, out, image[:3])
 
     def _restore_tiles(
         self,

@@ -86,6 +86,13 @@ class InferenceSettings:
     """The blur radius the restorer is run at (a pixel of radius r at scale r / this). Default: the model's,
     else ``DEFAULT_SCALE_RADIUS``."""
 
+    strength: float = 1.0
+    """How much of the restoration to apply, 0 to 1: a strength s leaves a blur of (1 - s) times the estimated
+    radius (``inference/strength.py``); 0 returns the input, 1 the full restoration."""
+    keep_background_blur: float | None = None
+    """Leave regions whose estimated blur exceeds this radius (px) as they were (a chosen background blur), with a
+    smooth transition; None restores everywhere. Needs a blur estimator."""
+
     def resolve(
         self,
         *,
@@ -127,6 +134,11 @@ class InferenceSettings:
         scale_radius = self.scale_radius or model.scale_radius or DEFAULT_SCALE_RADIUS
         if not (math.isfinite(scale_radius) and scale_radius > 0):
             raise SettingError("scale_radius", f"must be a positive number, got {scale_radius}")
+        if not (math.isfinite(self.strength) and 0 <= self.strength <= 1):
+            raise SettingError("strength", f"must be a number from 0 to 1, got {self.strength}")
+        keep = self.keep_background_blur
+        if keep is not None and not (math.isfinite(keep) and keep > 0):
+            raise SettingError("keep_background_blur", f"must be a positive radius in pixels, got {keep}")
         workers = self.workers or (torch.get_num_threads() if device is not None and device.type == "cpu" else 1)
         return replace(
             self,
@@ -138,4 +150,6 @@ class InferenceSettings:
             scale=float(self.scale) if self.scale is not None else None,
             max_scale=float(self.max_scale),
             scale_radius=float(scale_radius),
+            strength=float(self.strength),
+            keep_background_blur=float(keep) if keep is not None else None,
         )
