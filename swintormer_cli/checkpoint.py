@@ -52,6 +52,17 @@ def _one_line_errors(load):
     return wrapper
 
 
+@dataclass(frozen=True)
+class ModelDefaults:
+    """The settings a model file names for itself (those its training validated with, recorded in the file);
+    each applies where the user gives none. The shift holds only with its own window."""
+
+    window: int | None = None
+    shift: int | None = None
+    prior_steps: int | None = None
+    scale_radius: float | None = None
+
+
 @dataclass
 class ModelBundle:
     """A restorer, its prior (or None), and what the file said about them."""
@@ -74,11 +85,10 @@ class ModelBundle:
         return int(value) if value else None
 
     @property
-    def inference_defaults(self):
-        """What the file's training record names for inference (``ModelDefaults``): the window and shift its
-        validation tiled with, and the prior steps (those of the ldm-sr maps it trained on, or of the latent
-        prior its validation sampled with)."""
-        from .inference.settings import ModelDefaults
+    def inference_defaults(self) -> ModelDefaults:
+        """What the file's training record names for inference: the window and shift its validation tiled with,
+        and the prior steps (those of the ldm-sr maps it trained on, or of the latent prior its validation
+        sampled with)."""
 
         def number(value):
             return int(value) if value else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..checkpoint import ModelDefaults
 from ..prior import SAMPLERS
 
 BLENDS: tuple[str, ...] = ("average", "feather")
@@ -35,17 +36,6 @@ class SettingError(ValueError):
         super().__init__(f"{name.replace('_', ' ')} {detail}")
         self.name = name
         self.detail = detail
-
-
-@dataclass(frozen=True)
-class ModelDefaults:
-    """The settings a model file names for itself (those its training validated with, recorded in the file);
-    each applies where the user gives none. The shift holds only with its own window."""
-
-    window: int | None = None
-    shift: int | None = None
-    prior_steps: int | None = None
-    scale_radius: float | None = None
 
 
 def default_shift(window: int) -> int:
