@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from swintormer_cli.data.datasets import (
-    DegradeBatch,
+    DegradingCollate,
     IndexedSamples,
     PairedImages,
     SharpImages,
@@ -62,7 +62,7 @@ def test_degrading_in_loader_workers_gives_the_batches_of_the_main_process(tmp_p
     batches = {}
     for workers in (0, 2):
         rank = world - 1
-        collate = DegradeBatch(deg, seed=3, batch=2, rank=rank, world=world)
+        collate = DegradingCollate(deg, seed=3, batch=2, rank=rank, world=world)
         sampler = StepSampler(5, 8, 2, rank=rank, world=world)
         loader = DataLoader(crops, batch_size=2, sampler=sampler, num_workers=workers, collate_fn=collate)
         batches[workers] = list(loader)

@@ -28,9 +28,7 @@ class ConstantEstimator(BlurEstimator):
     """Answers the same radius (in the pixels it is shown) everywhere, whatever the image."""
 
     def __init__(self, radius: float, max_radius: float = 16.0):
-        super().__init__(BlurEstimatorConfig(
-            width=2, dilations=(1,), max_radius=max_radius, bands=(), norm=False
-        ))
+        super().__init__(BlurEstimatorConfig(width=2, dilations=(1,), max_radius=max_radius, bands=(), norm=False))
         self.value = radius
         self.calls = 0
 
@@ -45,9 +43,7 @@ class WidthEstimator(BlurEstimator):
     as ``radius_px * (level width / full width)`` (capped at max_radius): what a perfect estimator would say."""
 
     def __init__(self, radius_px: float, full_width: int, max_radius: float = 16.0):
-        super().__init__(BlurEstimatorConfig(
-            width=2, dilations=(1,), max_radius=max_radius, bands=(), norm=False
-        ))
+        super().__init__(BlurEstimatorConfig(width=2, dilations=(1,), max_radius=max_radius, bands=(), norm=False))
         self.radius_px, self.full_width = radius_px, full_width
 
     def forward(self, x):
@@ -331,13 +327,13 @@ def test_estimator_training_resumes_to_the_same_weights(tmp_path):
 
 
 def test_the_training_target_is_the_occluders_radius_where_it_stands():
-    from swintormer_cli.data.degradation import DegradedBatch
+    from swintormer_cli.data.degradation import DegradedImages
     from swintormer_cli.training.blur_estimator import target_radius
 
     radius = torch.full((1, 1, 8, 8), -4.0)
     foreground = torch.zeros(1, 1, 8, 8)
     foreground[..., :4, :] = 1
-    batch = DegradedBatch(
+    batch = DegradedImages(
         blurry=torch.zeros(1, 3, 8, 8), sharp=torch.zeros(1, 3, 8, 8), radius=radius, psfs=torch.zeros(1, 3, 3, 3),
         foreground=foreground, foreground_radius=torch.tensor([7.0]),
     )  # fmt: skip

@@ -329,8 +329,8 @@ def collate_pairs(samples: list[PairedSample]) -> PairedSample:
 
 
 @dataclass
-class DegradedBatch:
-    """A training step's sharp crops and their degraded inputs, margins cut off."""
+class StepPairs:
+    """A training step's (blurry, sharp) crop pairs, margins cut off, with the step they belong to."""
 
     step: int
     blurry: torch.Tensor
@@ -362,7 +362,7 @@ def degrade_crops(
     )
 
 
-class DegradeBatch:
+class DegradingCollate:
     """Collate for ``IndexedSamples`` of sharp crops: stacks a step's crops and degrades them with that step's
     generator. In DataLoader worker processes (``data.workers`` > 0) the next steps' blur is made while the
     current one trains, on the core time the step's small kernels leave idle; with the same seeds, a batch is
@@ -385,11 +385,11 @@ class DegradeBatch:
         """Inverse of ``StepSampler``'s numbering: sample ((step * W + r) * batch + j) belongs to ``step``."""
         return (index // self.batch - self.rank) // self.world
 
-    def __call__(self, samples: list[tuple[int, torch.Tensor]]) -> DegradedBatch:
+    def __call__(self, samples: list[tuple[int, torch.Tensor]]) -> StepPairs:
         step = self.step_of(samples[0][0])
         sharp = torch.stack([crop for _, crop in samples])
         generator = torch.Generator().manual_seed(step_seed(self.seed, self.rank, step, salt=1))
-        return DegradedBatch(step, *degrade_crops(self.degradation, sharp, generator, self.memory_format))
+        return StepPairs(step, *degrade_crops(self.degradation, sharp, generator, self.memory_format))
 
 
 class StepSampler(Sampler[int]):

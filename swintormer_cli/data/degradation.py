@@ -200,7 +200,10 @@ def foreground_mask(n: int, h: int, w: int, cfg: DegradationConfig, g: torch.Gen
 
 # -- the degradation -----------------------------------------------------------------------------------
 @dataclass
-class DegradedBatch:
+class DegradedImages:
+    """What the degradation makes of a batch of sharp images: the blurred inputs, their targets, and the truth
+    behind them (radius maps, PSFs, the occluding layer)."""
+
     blurry: torch.Tensor
     sharp: torch.Tensor
     radius: torch.Tensor
@@ -219,7 +222,7 @@ class Degradation:
     def __init__(self, config: DegradationConfig | None = None):
         self.config = config or DegradationConfig()
 
-    def __call__(self, sharp: torch.Tensor, generator: torch.Generator) -> DegradedBatch:
+    def __call__(self, sharp: torch.Tensor, generator: torch.Generator) -> DegradedImages:
         cfg = self.config
         g = generator
         # A generator made for a bare "cuda" reports no index: it draws on the current GPU.
@@ -229,7 +232,7 @@ class Degradation:
             return self._mixed(sharp, g)
         return self._degrade(sharp, g)
 
-    def _mixed(self, sharp: torch.Tensor, g: torch.Generator) -> DegradedBatch:
+    def _mixed(self, sharp: torch.Tensor, g: torch.Generator) -> DegradedImages:
         """Part of the batch with the disk recipe, the rest with the lens recipe, in their original order."""
         disk = _bernoulli(sharp.shape[0], self.config.disk_fraction, g)
         parts = {}
@@ -243,7 +246,7 @@ class Degradation:
         first = next(iter(parts.values()))[1]
         n = sharp.shape[0]
         size = max(p.psfs.shape[-1] for _, p in parts.values())
-        merged = DegradedBatch(
+        merged = DegradedImages(
             torch.empty(n, *first.blurry.shape[1:], device=sharp.device),
             torch.empty(n, *first.sharp.shape[1:], device=sharp.device),
             torch.empty(n, *first.radius.shape[1:], device=sharp.device),
@@ -261,7 +264,7 @@ class Degradation:
             merged.foreground_radius[idx] = part.foreground_radius
         return merged
 
-    def _degrade(self, sharp: torch.Tensor, g: torch.Generator) -> DegradedBatch:
+    def _degrade(self, sharp: torch.Tensor, g: torch.Generator) -> DegradedImages:
         cfg = self.config
         sharp = sharp.float().clamp(0, 1)
         n, _, h, w = sharp.shape
@@ -304,7 +307,7 @@ class Degradation:
             quality = _uniform(n, cfg.jpeg_quality, g).round()
             blurry = blurry.clone()
             blurry[use_jpeg] = jpeg(blurry[use_jpeg], quality[use_jpeg])
-        return DegradedBatch(blurry, target, radius, psfs, foreground, fg_radius)
+        return DegradedImages(blurry, target, radius, psfs, foreground, fg_radius)
 
     # -- parts ----------------------------------------------------------------------------------------
     def _psf_shape(self, n: int, g: torch.Generator) -> PSFShape:

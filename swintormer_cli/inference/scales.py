@@ -104,9 +104,7 @@ def blur_map(
     return estimate
 
 
-def scale_weights(
-    radius: torch.Tensor, scale_radius: float, max_scale: float
-) -> list[tuple[float, torch.Tensor]]:
+def scale_weights(radius: torch.Tensor, scale_radius: float, max_scale: float) -> list[tuple[float, torch.Tensor]]:
     """(scale, per-pixel weight) for each rung of ``SCALE_LADDER`` the map needs; the weights sum to 1.
 
     A pixel of radius r wants scale ``clamp(r / scale_radius, 1, max_scale)`` and blends the two rungs around

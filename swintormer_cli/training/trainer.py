@@ -30,10 +30,10 @@ from torch.utils.data import DataLoader
 
 from ..checkpoint import init_from_file, load_model
 from ..data.datasets import (
-    DegradeBatch,
-    DegradedBatch,
+    DegradingCollate,
     IndexedSamples,
     PairedSample,
+    StepPairs,
     StepSampler,
     degrade_crops,
     step_seed,
@@ -218,7 +218,7 @@ class Trainer:
             # On a CPU the blur is made as the crops load (in the loader's workers, if any); on a GPU it is
             # made there, from the crops (``_make_batch``).
             dataset = IndexedSamples(dataset)
-            collate = DegradeBatch(
+            collate = DegradingCollate(
                 self.degradation,
                 c.seed,
                 c.batch_size,
@@ -241,7 +241,7 @@ class Trainer:
 
     def _make_batch(self, raw, step: int) -> Batch:
         fmt = self.memory_format
-        if isinstance(raw, DegradedBatch):
+        if isinstance(raw, StepPairs):
             if raw.step != step:
                 raise RuntimeError(f"the loader gave step {raw.step}'s batch at step {step}")
             return Batch(raw.blurry.to(self.device), raw.sharp.to(self.device))
