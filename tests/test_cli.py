@@ -79,3 +79,15 @@ def test_shared_flags_are_offered_alike_by_every_command_that_runs_a_model():
     for command in ("deblur", "eval"):
         text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "TERM": "dumb"}).output
         assert "--quiet" in text and "--debug" in text and "--seed" in text and "--eta" in text
+
+
+def test_help_names_each_default_from_its_owner():
+    from swintormer_cli.defaults import DEFAULT_MAX_SCALE, DEFAULT_PRIOR_STEPS, DEFAULT_WINDOW, SHIFT_RULE
+
+    for command in ("deblur", "eval", "bench"):
+        text = " ".join(runner.invoke(app, [command, "--help"], env={"COLUMNS": "400"}).output.split())
+        assert f"the model's training window, else {DEFAULT_WINDOW}" in text, command
+        assert f"the model's recorded shift with its own window, else {SHIFT_RULE}" in text, command
+        assert f"else {DEFAULT_PRIOR_STEPS}." in text, command
+    text = " ".join(runner.invoke(app, ["deblur", "--help"], env={"COLUMNS": "400"}).output.split())
+    assert f"Default: {DEFAULT_MAX_SCALE:g}." in text

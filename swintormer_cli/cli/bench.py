@@ -20,8 +20,11 @@ from .common import (
     out,
     parse_scale,
     precision_option,
+    prior_steps_option,
+    shift_option,
     usage_error,
     weights_option,
+    window_option,
     workers_option,
 )
 
@@ -31,13 +34,13 @@ def bench(
     model: str | None = model_option(),
     weights: str | None = weights_option(),
     preset: str | None = typer.Option(None, help="Time a randomly initialised preset instead of trained weights."),
-    window: int | None = typer.Option(None, help="Tile size. Default: the model's training window, else 256."),
-    shift: int | None = typer.Option(None, help="Tile shift (default: 3/4 of the window)."),
+    window: int | None = window_option(),
+    shift: int | None = shift_option(),
     device: str = device_option(),
     precision: str = precision_option(),
     memory_budget: str | None = memory_budget_option(),
     workers: int | None = workers_option(),
-    prior_steps: int | None = typer.Option(None, help="Prior sampling steps (models with a prior). Default: 20."),
+    prior_steps: int | None = prior_steps_option(),
     scale: str = typer.Option(
         "1",
         help="Scale to time at: 1 (the default: the network's throughput at the image's size), a number, or auto. "

@@ -10,6 +10,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..defaults import (
+    DEFAULT_MAX_SCALE,
+    DEFAULT_PRIOR_STEPS,
+    DEFAULT_SAMPLER,
+    DEFAULT_WINDOW,
+    MAX_SCALE,
+    SAMPLERS,
+    SHIFT_RULE,
+)
+
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
@@ -50,8 +60,27 @@ def memory_budget_option():
     return typer.Option(None, help="Memory for tiles, e.g. 4GiB. Default: half of free memory (GPU: 70%).")
 
 
+# What each tiling and sampling flag defaults to, said once from the one owner (``defaults.py``): the model's
+# recorded setting where it names one, else the package's.
+WINDOW_DEFAULT = f"Default: the model's training window, else {DEFAULT_WINDOW}."
+SHIFT_DEFAULT = f"Default: the model's recorded shift with its own window, else {SHIFT_RULE}."
+STEPS_DEFAULT = f"Default: the model's recorded steps (of its training maps or validation), else {DEFAULT_PRIOR_STEPS}."
+
+
+def window_option():
+    return typer.Option(None, help=f"Tile size in pixels. {WINDOW_DEFAULT}")
+
+
+def shift_option():
+    return typer.Option(None, help=f"Distance between tile origins (at most the window). {SHIFT_DEFAULT}")
+
+
+def prior_steps_option():
+    return typer.Option(None, help=f"Diffusion prior sampling steps (models with a prior). {STEPS_DEFAULT}")
+
+
 def sampler_option():
-    return typer.Option(None, help="Prior sampler: ddim (the default) or ddpm.")
+    return typer.Option(None, help=f"Prior sampler: {' or '.join(SAMPLERS)}. Default: {DEFAULT_SAMPLER}.")
 
 
 def eta_option():
@@ -79,7 +108,9 @@ def scale_option():
 
 
 def max_scale_option():
-    return typer.Option(None, help="The largest scale --scale auto may use (1 to 16). Default: 8.")
+    return typer.Option(
+        None, help=f"The largest scale --scale auto may use (1 to {MAX_SCALE:g}). Default: {DEFAULT_MAX_SCALE:g}."
+    )
 
 
 def parse_scale(text: str | None) -> float | None:
@@ -89,7 +120,7 @@ def parse_scale(text: str | None) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise usage_error(f"--scale must be auto or a number from 1 to 16, got {text!r}") from None
+        raise usage_error(f"--scale must be auto or a number from 1 to {MAX_SCALE:g}, got {text!r}") from None
 
 
 def strength_option():

@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 
 from .common import (
+    SHIFT_DEFAULT,
+    STEPS_DEFAULT,
+    WINDOW_DEFAULT,
     ModelFlags,
     debug_option,
     describe,
@@ -46,12 +49,14 @@ def evaluate(
     views: str = typer.Option("single", help="dpdd: single (8-bit centre view) or dual (16-bit left/right)."),
     model: str | None = model_option(),
     weights: str | None = weights_option(),
-    window: str | None = typer.Option(None, help="Tile size, or a comma list to sweep (e.g. 256,512)."),
-    shift: str | None = typer.Option(None, help="Tile shift, or a comma list (default: 3/4 of each window)."),
+    window: str | None = typer.Option(
+        None, help=f"Tile size, or a comma list to sweep (e.g. 256,512). {WINDOW_DEFAULT}"
+    ),
+    shift: str | None = typer.Option(None, help=f"Tile shift, or a comma list. {SHIFT_DEFAULT}"),
     blend: str = typer.Option("average", help="average, feather, or both: average,feather."),
     prior_steps: str | None = typer.Option(
         None,
-        help="Prior sampling steps, or a comma list (e.g. 5,10,20,50). Default: the model's training maps', else 20.",
+        help=f"Prior sampling steps, or a comma list (e.g. 5,10,20,50). {STEPS_DEFAULT}",
     ),
     sampler: str | None = sampler_option(),
     eta: float | None = eta_option(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ..defaults import DEFAULT_PRIOR_STEPS
 from .common import out, usage_error
 
 
@@ -11,7 +12,7 @@ def info(
     preset: str | None = typer.Option(None, help="Show one preset (tiny, small, paper); default: all."),
     size: int = typer.Option(256, help="Square input size the MACs are counted for."),
     prior: str = typer.Option("latent", help="Prior to count with the network: latent or none."),
-    prior_steps: int = typer.Option(20, help="Sampling steps counted for the prior."),
+    prior_steps: int = typer.Option(DEFAULT_PRIOR_STEPS, help="Sampling steps counted for the prior."),
 ) -> None:
     """Parameters and multiply-accumulates (torch.utils.flop_counter) of the presets."""
     from rich.table import Table

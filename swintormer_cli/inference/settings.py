@@ -13,20 +13,18 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..checkpoint import ModelDefaults
-from ..prior import SAMPLERS
+from ..defaults import (
+    DEFAULT_MAX_SCALE,
+    DEFAULT_PRIOR_STEPS,
+    DEFAULT_SAMPLER,
+    DEFAULT_SCALE_RADIUS,
+    DEFAULT_WINDOW,
+    MAX_SCALE,
+    SAMPLERS,
+    default_shift,
+)
 
 BLENDS: tuple[str, ...] = ("average", "feather")
-DEFAULT_WINDOW = 256
-"""The window when neither the user nor the model (its training window) gives one."""
-DEFAULT_PRIOR_STEPS = 20
-"""Prior sampling steps when neither the user nor the model (the steps of the maps it trained on) gives them."""
-DEFAULT_SCALE_RADIUS = 5.0
-"""The blur radius (px) the restorer is run at when neither the user nor the model names one: a pixel blurred by
-r is restored at scale r / 5 (measured for the tiny networks: at r = 8 the gain peaks at scale 1.5, at 16 at
-scale 3, at 32 at scale 6; past ~9 px at its own scale a 128-px-trained network gains nothing)."""
-MAX_SCALE = 16.0
-"""The largest scale a photo may be shrunk by (blur up to ~80 px of radius at ``DEFAULT_SCALE_RADIUS``)."""
-DEFAULT_MAX_SCALE = 8.0
 
 
 class SettingError(ValueError):
@@ -36,11 +34,6 @@ class SettingError(ValueError):
         super().__init__(f"{name.replace('_', ' ')} {detail}")
         self.name = name
         self.detail = detail
-
-
-def default_shift(window: int) -> int:
-    """3/4 of the window: each pixel away from the edges is covered by a window at least twice per axis."""
-    return max(1, window * 3 // 4)
 
 
 def check_shift(window: int, shift: int) -> None:
@@ -61,7 +54,7 @@ class InferenceSettings:
     """How overlaps merge: ``average`` (the paper) or ``feather``."""
     prior_steps: int | None = None
     """Prior sampling steps. Default: the model's, else ``DEFAULT_PRIOR_STEPS``."""
-    sampler: str = "ddim"
+    sampler: str = DEFAULT_SAMPLER
     eta: float | None = None
     """DDIM eta. Default: the prior's own (0 for latent, 1 for ldm-sr)."""
     seed: int = 0

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     # Imported where used: diffusers takes seconds to import, and a run without a prior never needs it.
     from diffusers import DDIMScheduler, DDPMScheduler
 
+from ..defaults import DEFAULT_PRIOR_STEPS, DEFAULT_SAMPLER, SAMPLERS
+
 Sampler = Literal["ddim", "ddpm"]
-SAMPLERS: tuple[str, ...] = ("ddim", "ddpm")
 
 
 def draw_device(generator: torch.Generator | None) -> torch.device | str:
@@ -114,8 +115,8 @@ class Prior(nn.Module):
     def forward(
         self,
         blurry: torch.Tensor,
-        steps: int = 20,
-        sampler: str = "ddim",
+        steps: int = DEFAULT_PRIOR_STEPS,
+        sampler: str = DEFAULT_SAMPLER,
         eta: float = 0.0,
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,

@@ -29,6 +29,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
+from ..defaults import DEFAULT_PRIOR_STEPS, DEFAULT_SAMPLER
 from ..io import ImageReadError, atomic_write_bytes, load_pixels, one_line, sha256_of
 from .base import SAMPLERS, Prior
 
@@ -44,8 +45,8 @@ DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch
 class MapSettings:
     """How each image's map is sampled and stored (a training config's ``prior`` section gives them)."""
 
-    steps: int = 20
-    sampler: str = "ddim"
+    steps: int = DEFAULT_PRIOR_STEPS
+    sampler: str = DEFAULT_SAMPLER
     eta: float | None = None
     """None: the prior's own (1 for ldm-sr, as the paper's script)."""
     seed: int = 0

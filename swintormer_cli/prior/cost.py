@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from ..defaults import DEFAULT_PRIOR_STEPS, DEFAULT_SAMPLER
 from .base import Prior
 
 
-def prior_macs(prior: Prior, size: int = 256, steps: int = 20, sampler: str = "ddim") -> float:
+def prior_macs(
+    prior: Prior, size: int = 256, steps: int = DEFAULT_PRIOR_STEPS, sampler: str = DEFAULT_SAMPLER
+) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     views = getattr(getattr(prior, "config", None), "in_views", 1)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config_dict import DictConfig
+from ..defaults import DEFAULT_PRIOR_STEPS, DEFAULT_SAMPLER
 from ..models.padding import pad_to_multiple
 from .base import Prior, draw_device
 
@@ -180,8 +181,8 @@ class LatentPrior(Prior):
     def forward(
         self,
         blurry: torch.Tensor,
-        steps: int = 20,
-        sampler: str = "ddim",
+        steps: int = DEFAULT_PRIOR_STEPS,
+        sampler: str = DEFAULT_SAMPLER,
         eta: float = 0.0,
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..defaults import DEFAULT_PRIOR_STEPS, DEFAULT_SAMPLER
 from ..io import sha256_of
 from ..models.padding import pad_to_multiple
 from .base import Prior
@@ -180,8 +181,8 @@ class LDMSuperResolutionPrior(Prior):
     def forward(
         self,
         blurry: torch.Tensor,
-        steps: int = 20,
-        sampler: str = "ddim",
+        steps: int = DEFAULT_PRIOR_STEPS,
+        sampler: str = DEFAULT_SAMPLER,
         eta: float = 1.0,
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
@@ -197,8 +198,8 @@ class LDMSuperResolutionPrior(Prior):
     def sample_map(
         self,
         image: torch.Tensor,
-        steps: int = 20,
-        sampler: str = "ddim",
+        steps: int = DEFAULT_PRIOR_STEPS,
+        sampler: str = DEFAULT_SAMPLER,
         eta: float = 1.0,
         seed: int = 0,
         device: torch.device | str | None = None,

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..defaults import DEFAULT_SAMPLER
 from ..models import Swintormer
 from ..prior import Prior
 from .config import STAGE_ORDER
@@ -94,7 +95,7 @@ def encoder_loss(
         # The anchor to the trained sampler: without it the new encoder may invent a latent space the
         # diffusion model has never produced, and the prior stage would have to learn it from the start.
         with torch.no_grad():
-            sampled = prior(blurry, steps=sample_steps, sampler="ddim", eta=0.0, generator=generator)
+            sampled = prior(blurry, steps=sample_steps, sampler=DEFAULT_SAMPLER, eta=0.0, generator=generator)
         loss = loss + latent_weight * F.l1_loss(target, sampled)
     return loss
 
@@ -111,7 +112,7 @@ def prior_loss(
         target = prior.target_latent(sharp, blurry)
     loss = prior.diffusion_loss(blurry, target, generator=generator)
     if sample_steps > 0 and latent_weight > 0:
-        sampled = prior(blurry, steps=sample_steps, sampler="ddim", eta=0.0, generator=generator)
+        sampled = prior(blurry, steps=sample_steps, sampler=DEFAULT_SAMPLER, eta=0.0, generator=generator)
         loss = loss + latent_weight * F.l1_loss(sampled, target)
     return loss
 
@@ -128,7 +129,7 @@ def joint_loss(
 ) -> torch.Tensor:
     with torch.no_grad():
         target = prior.target_latent(sharp, blurry)
-    sampled = prior(blurry, steps=sample_steps, sampler="ddim", eta=0.0, generator=generator)
+    sampled = prior(blurry, steps=sample_steps, sampler=DEFAULT_SAMPLER, eta=0.0, generator=generator)
     loss = image_loss(model(blurry, sampled), sharp, frequency_weight)
     if latent_weight > 0:
         loss = loss + latent_weight * F.l1_loss(sampled, target)
