@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -33,6 +34,29 @@ def test_info_shows_parameters_and_macs():
 def test_weights_list_runs():
     result = runner.invoke(app, ["weights", "list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
+
+
+def test_piped_tables_carry_whole_values_and_json_is_there_for_scripts():
+    from swintormer_cli.weights import Registry
+
+    registry = Registry.load()
+    # Piped (not a terminal), even where COLUMNS says 80: every name and description whole, on one line each.
+    piped = subprocess.run(
+        [sys.executable, "-m", "swintormer_cli", "weights", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert piped.returncode == 0, piped.stderr
+    for name, entry in registry.models.items():
+        assert any(name in line and entry.description in line for line in piped.stdout.splitlines()), name
+    listed = json.loads(runner.invoke(app, ["weights", "list", "--json"]).stdout)
+    assert listed["default"] == registry.default
+    assert {m["name"] for m in listed["models"]} == set(registry.models)
+    assert all(m["sha256"] == registry.models[m["name"]].sha256 for m in listed["models"])
+    info = json.loads(runner.invoke(app, ["info", "--preset", "tiny", "--size", "64", "--json"]).stdout)
+    assert info["presets"][0]["preset"] == "tiny" and info["presets"][0]["params_m"] == 2.54
 
 
 def test_bench_prints_a_table_and_json(tmp_path):

@@ -20,8 +20,11 @@ from ..defaults import (
     SHIFT_RULE,
 )
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+PIPED_WIDTH = 10_000
+"""The width tables are laid out for when the output is not a terminal: whole values, never cut to 80 columns
+(``swintormer weights list | grep tiny``)."""
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else PIPED_WIDTH)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -164,6 +167,17 @@ def quiet_option(help: str):
 def debug_option():
     """``-v/--debug`` on a command, as ``swintormer --debug`` before it."""
     return typer.Option(False, "--debug", "-v", help="Show the traceback behind each failure (bug reports).")
+
+
+def json_option():
+    return typer.Option(False, "--json", help="Print JSON (for scripts) instead of the table.")
+
+
+def print_json(data) -> None:
+    """``data`` as indented JSON on standard output, nothing else (no markup, no wrapping)."""
+    import json
+
+    out.print(json.dumps(data, indent=2), markup=False, highlight=False, soft_wrap=True)
 
 
 def usage_error(message: str) -> typer.Exit:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import EXIT_FAILED, err, escape, failure, out, usage_error
+from .common import EXIT_FAILED, err, escape, failure, json_option, out, print_json, usage_error
 
 app = typer.Typer(
     help="Registered models: list, download from the Hub, verify checksums, export a trained run.", no_args_is_help=True
@@ -32,15 +32,56 @@ def _local(entry) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
+def _where(entry) -> tuple[Path | None, str]:
+    """The model's file, if it is anywhere here, and where: its registry's origin, the HF cache, the Hub, missing."""
+    from ..weights import cached_path
+
+    path = _local(entry)
+    if path is not None:
+        return path, entry.origin
+    path = cached_path(entry)
+    return path, "HF cache" if path else ("Hub" if (entry.hub or {}).get("repo_id") else "missing")
+
+
+def _json_entry(name: str, entry, default: str | None) -> dict:
+    path, where = _where(entry)
+    return {
+        "name": name,
+        "default": name == default,
+        "kind": entry.kind or "model",
+        "preset": entry.preset or None,
+        "prior": None if entry.kind else entry.prior,
+        "window": entry.window,
+        "where": where,
+        "path": str(path) if path else None,
+        "bytes": path.stat().st_size if path else None,
+        "sha256": entry.sha256,
+        "recipe": entry.recipe,
+        "description": entry.description,
+    }
+
+
 @app.command("list")
-def list_models() -> None:
+def list_models(as_json: bool = json_option()) -> None:
     """Registered models, where each one is, and which is the default."""
     from rich.table import Table
 
-    from ..weights import cached_path, user_weights_dir, weights_dir
+    from ..weights import user_weights_dir, weights_dir
 
     registry = _registry()
     folders = f"embedded: {weights_dir()}; user: {user_weights_dir()}"
+    if as_json:
+        print_json(
+            {
+                "embedded": str(weights_dir()),
+                "user": str(user_weights_dir()),
+                "default": registry.default,
+                "models": [
+                    _json_entry(name, entry, registry.default) for name, entry in sorted(registry.models.items())
+                ],
+            }
+        )
+        return
     if not registry.models:
         out.print(
             escape(
@@ -53,12 +94,7 @@ def list_models() -> None:
     for column in ("name", "default", "preset", "prior", "window", "where", "size", "description"):
         table.add_column(column)
     for name, entry in sorted(registry.models.items()):
-        path = _local(entry)
-        if path is not None:
-            where = entry.origin
-        else:
-            path = cached_path(entry)
-            where = "HF cache" if path else ("Hub" if (entry.hub or {}).get("repo_id") else "missing")
+        path, where = _where(entry)
         table.add_row(
             *(
                 escape(str(cell))
