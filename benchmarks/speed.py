@@ -59,15 +59,18 @@ TAIL_CHARS = 3000
 
 
 def default_recipe() -> Path:
-    """The current tree's default model's recipe, as its registry entry names it (``--train-config`` unless
-    given): the registry owns which model is the default."""
+    """The current tree's default model's training config (``--train-config`` unless given): the first leg of the
+    recipe its registry entry names (the registry owns which model is the default)."""
     registry = json.loads((REPO / "weights" / "registry.json").read_text())
     recipe = registry["models"][registry["default"]].get("recipe")
     if not recipe:
         raise SystemExit(
             f"weights/registry.json: the default model {registry['default']} names no recipe; give --train-config"
         )
-    return Path(recipe)
+    sys.path.insert(0, str(REPO))
+    from swintormer_cli.training.config import recipe_configs
+
+    return recipe_configs(recipe, REPO)[0].relative_to(REPO)
 
 
 SUMMARY = re.compile(r"(\d+) deblurred, (\d+) skipped, (\d+) failed in ([\d.]+) s(?:, ([\d.]+) MP/s)?")

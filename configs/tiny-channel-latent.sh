@@ -6,4 +6,5 @@
 set -e
 swintormer train --config configs/tiny-channel-latent.yaml --resume auto "$@"
 swintormer train --config configs/tiny-channel-latent-longer-joint.yaml --resume auto "$@"
-swintormer weights export runs/tiny-channel-latent-longer-joint tiny-channel-latent --which last --folder weights --default
+swintormer weights export runs/tiny-channel-latent-longer-joint tiny-channel-latent --which last --folder weights --default \
+    --recipe configs/tiny-channel-latent.sh

@@ -62,7 +62,10 @@ def export_run(
     window: int | None = None,
     make_default: bool = False,
     folder: str | Path | None = None,
+    recipe: str | None = None,
 ) -> tuple[RegistryEntry, Path]:
+    """``recipe``: what reproduces the model when the run's own config does not alone (a script of several legs);
+    by default the config the run was started with."""
     _check_name(name)
     source, run = _checkpoint(Path(run_dir), which)
     try:
@@ -75,7 +78,7 @@ def export_run(
     training = dict(bundle.training)
     # A run from before training records named their config keeps the recipe said of it, by hand or before.
     same_run = previous is not None and (previous.training or {}).get("run") == training.get("run")
-    recipe = training.get("config") or (previous.recipe if same_run else None)
+    recipe = recipe or training.get("config") or (previous.recipe if same_run else None)
     config_file = run / "config.yaml"
     run_config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
     window = window or bundle.trained_window
@@ -106,6 +109,11 @@ def export_run(
 _RECORD_HEADING = "## Training record"
 
 
+def _recipe_command(train: str, recipe: str) -> str:
+    """The command that runs a recipe: a script of legs, or one config (resumable either way)."""
+    return f"sh {recipe}" if recipe.endswith(".sh") else f"{train} --config {recipe} --resume auto"
+
+
 def _generated(entry: RegistryEntry, run_config: dict) -> str:
     return (
         f"{_RECORD_HEADING}\n\n```json\n" + json.dumps(entry.training, indent=2) + "\n```\n\n"
@@ -122,7 +130,7 @@ def _card(entry: RegistryEntry, run_config: dict) -> str:
     return (
         f"# {entry.name}\n\n{entry.description}\n\n"
         + what
-        + (f"- recipe: `{train} --config {entry.recipe} --resume auto`\n" if entry.recipe else "")
+        + (f"- recipe: `{_recipe_command(train, entry.recipe)}`\n" if entry.recipe else "")
         + f"- sha256: `{entry.sha256}`\n\n"
         + _generated(entry, run_config)
     )

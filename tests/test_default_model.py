@@ -8,7 +8,7 @@ import torch
 from swintormer_cli.data.degradation import Degradation, DegradationConfig
 from swintormer_cli.evaluation.metrics import psnr
 from swintormer_cli.inference import DeblurPipeline
-from swintormer_cli.training.config import load_config
+from swintormer_cli.training.config import load_config, recipe_configs
 from swintormer_cli.weights import Registry, resolve_estimator, resolve_model
 
 from .helpers import gradient_image
@@ -31,12 +31,16 @@ def test_the_shipped_models_are_embedded_and_verified():
 
 
 def test_the_default_model_names_the_recipe_that_reproduces_it():
-    # benchmarks/speed.py trains it, and the model card points to it: it must be a config of this checkout
-    # that trains the default's network with its prior.
+    # The registry, the model card and benchmarks/speed.py all read the one recipe the registry names: a script of
+    # this checkout whose legs train the default's network with its prior, the last of them the run exported.
     entry = Registry.load().get(None)
-    recipe = load_config(ROOT / entry.recipe)
-    assert (recipe.model.preset, recipe.prior.kind) == (entry.preset, entry.prior)
-    assert recipe.name == entry.training["run"]
+    legs = [load_config(path) for path in recipe_configs(entry.recipe, ROOT)]
+    assert all((leg.model.preset, leg.prior.kind) == (entry.preset, entry.prior) for leg in legs)
+    assert legs[-1].name == entry.training["run"]
+    card = (ROOT / "weights" / entry.card).read_text()
+    assert f"recipe: `sh {entry.recipe}`" in card
+    if entry.recipe.endswith(".sh"):
+        assert f"--recipe {entry.recipe}" in (ROOT / entry.recipe).read_text()  # a re-export says it again
 
 
 def test_the_default_model_improves_psnr_on_a_blurred_image():

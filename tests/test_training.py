@@ -596,7 +596,7 @@ def test_the_default_model_recipe_script_runs_both_legs_and_exports(tmp_path):
     registry = Registry.load(tmp_path / "weights")
     entry = registry.get(None)
     assert registry.default == entry.name == "tiny-channel-latent"
-    assert entry.recipe == "configs/tiny-channel-latent-longer-joint.yaml"
+    assert entry.recipe == "configs/tiny-channel-latent.sh"
     assert (entry.training["step"], entry.training["stage"]) == (20, "joint")
     first = load_file(str(tmp_path / "runs" / "tiny-channel-latent" / "checkpoints" / "last" / "ema.safetensors"))
     exported = load_file(str(tmp_path / "weights" / "tiny-channel-latent.safetensors"))

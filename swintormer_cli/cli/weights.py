@@ -164,6 +164,11 @@ def export(
     ),
     window: int | None = typer.Option(None, help="Default window to record (default: the run's validation window)."),
     make_default: bool = typer.Option(False, "--default", help="Make it the registry's default model."),
+    recipe: str | None = typer.Option(
+        None,
+        help="What reproduces the model, when more than the run's own config does: a script of several legs "
+        "(e.g. configs/tiny-channel-latent.sh). Default: the config the run was started with.",
+    ),
     folder: Path | None = typer.Option(
         None,
         help="Weights folder to write into (default: the user's, $SWINTORMER_HOME/weights or "
@@ -197,6 +202,7 @@ def export(
             window=window,
             make_default=make_default,
             folder=folder,
+            recipe=recipe,
         )
     except (ExportError, WeightsError) as exc:
         raise failure(str(exc)) from exc

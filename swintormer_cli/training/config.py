@@ -295,3 +295,17 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def recipe_configs(recipe: str | Path, root: str | Path = ".") -> list[Path]:
+    """The training configs a recipe runs, in order: the config itself, or each ``swintormer train --config X`` of
+    a shell script of legs (``configs/tiny-channel-latent.sh``); paths relative to ``root``."""
+    import re
+
+    path = Path(root) / recipe
+    if path.suffix != ".sh":
+        return [path]
+    legs = re.findall(r"swintormer\s+train\s+--config\s+(\S+)", path.read_text())
+    if not legs:
+        raise ValueError(f"{recipe}: a recipe script with no `swintormer train --config` line")
+    return [Path(root) / leg for leg in legs]
