@@ -92,6 +92,8 @@ class LoadedImage:
     """EXIF with the orientation reset to 1 (the pixels are upright now)."""
     format: str = ""
     notes: list[str] = field(default_factory=list)
+    lossless: bool = False
+    """Stored losslessly in a format that has both modes (WebP): its outputs in that format stay lossless."""
 
     @property
     def bit_depth(self) -> int:
@@ -114,6 +116,25 @@ def _png_bit_depth(head: bytes) -> int | None:
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
         return head[24]
     return None
+
+
+def _webp_lossless(data: bytes) -> bool:
+    """Whether a WebP file's (first) image is coded losslessly (a VP8L bitstream) rather than lossily (VP8)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return False
+
+    def first_frame(start: int, end: int) -> bool | None:
+        at = start
+        while at + 8 <= end:
+            kind, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+            if kind in (b"VP8L", b"VP8 "):
+                return kind == b"VP8L"
+            if kind == b"ANMF":  # an animation frame: 16 bytes of frame header, then its own chunks
+                return first_frame(at + 8 + 16, min(end, at + 8 + size))
+            at += 8 + size + (size & 1)
+        return None
+
+    return bool(first_frame(12, len(data)))
 
 
 def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -225,7 +246,8 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
         array = np.repeat(array, 3, axis=2)
     if not keep_alpha:
         alpha = None
-    return LoadedImage(path, np.ascontiguousarray(array), alpha, grey, icc, exif, fmt, notes)
+    lossless = fmt == "WEBP" and _webp_lossless(data)
+    return LoadedImage(path, np.ascontiguousarray(array), alpha, grey, icc, exif, fmt, notes, lossless)
 
 
 def one_line(exc: BaseException) -> str:
@@ -400,8 +422,10 @@ def encode_image(
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
     quality: int = 95,
+    lossless: bool = False,
 ) -> tuple[bytes, list[str]]:
-    """Encode HxWx3 uint8/uint16 RGB (+alpha) into the format of ``suffix``; returns (bytes, notes)."""
+    """Encode HxWx3 uint8/uint16 RGB (+alpha) into the format of ``suffix``; returns (bytes, notes). ``lossless``:
+    WebP written losslessly (``quality`` then applies to JPEG and lossy WebP only)."""
     import io as _io
 
     notes: list[str] = []
@@ -428,7 +452,9 @@ def encode_image(
         params["icc_profile"] = icc_profile
     if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         params["exif"] = exif
-    if fmt in ("JPEG", "WEBP"):
+    if fmt == "WEBP" and lossless:
+        params["lossless"] = True
+    elif fmt in ("JPEG", "WEBP"):
         params["quality"] = int(quality)
     if fmt == "JPEG":
         params["subsampling"] = 0 if quality >= 90 else 2
@@ -528,8 +554,8 @@ def write_image(
     quality: int = 95,
     strip_metadata: bool = False,
 ) -> list[str]:
-    """Write ``pixels`` (HxWx3, uint8/uint16) to ``path`` with the alpha, grey-ness and metadata of
-    ``like`` (the image it was made from). Returns notes about anything that could not be kept."""
+    """Write ``pixels`` (HxWx3, uint8/uint16) to ``path`` with the alpha, grey-ness, metadata and (WebP) lossless
+    coding of ``like`` (the image it was made from). Returns notes about anything that could not be kept."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _PIL_FORMATS:
@@ -544,6 +570,7 @@ def write_image(
             icc_profile=None if strip_metadata else like.icc_profile,
             exif=None if strip_metadata else like.exif,
             quality=quality,
+            lossless=like.lossless,
         )
     except MemoryError:
         raise

@@ -220,3 +220,21 @@ def test_partial_files_of_a_killed_write_are_removed(tmp_path):
     (tmp_path / ".x.png.notes").write_bytes(b"not ours")
     assert sio.remove_partial_files(tmp_path / "x.png") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.png.abc.part", ".x.png.notes"]
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_a_webp_keeps_its_coding_lossless_or_lossy(tmp_path, lossless):
+    pixels = gradient_image(40, 56)
+    src = tmp_path / "in.webp"
+    Image.fromarray(pixels).save(src, lossless=lossless, quality=90)
+    image = read_image(src)
+    assert image.lossless is lossless
+    write_image(tmp_path / "out.webp", image.pixels, like=image, quality=50)
+    again = read_image(tmp_path / "out.webp")
+    assert again.lossless is lossless
+    if lossless:  # bit for bit, whatever --quality says
+        np.testing.assert_array_equal(again.pixels, image.pixels)
+    # An animated lossless WebP: its first frame's coding counts.
+    frames = [Image.fromarray(pixels), Image.fromarray(255 - pixels)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], lossless=lossless)
+    assert read_image(tmp_path / "anim.webp").lossless is lossless

@@ -53,7 +53,9 @@ def deblur(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into subfolders (mirrored under -o)."),
     suffix: str | None = typer.Option(None, help="Added to output names. Default: '' with -o, '_deblurred' without."),
     ext: str = typer.Option("auto", help="Output format: auto (same as input), png, jpg, webp or tiff."),
-    quality: int = typer.Option(95, min=1, max=100, help="JPEG/WebP quality."),
+    quality: int = typer.Option(
+        95, min=1, max=100, help="JPEG and lossy WebP quality (a lossless WebP input gives a lossless WebP output)."
+    ),
     overwrite: bool = typer.Option(False, help="Replace existing outputs (default: skip them, so a batch resumes)."),
     strip_metadata: bool = typer.Option(False, help="Do not copy EXIF and the ICC profile to the outputs."),
     model: str | None = model_option(),
