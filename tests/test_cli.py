@@ -115,3 +115,24 @@ def test_help_names_each_default_from_its_owner():
         assert f"else {DEFAULT_PRIOR_STEPS}." in text, command
     text = " ".join(runner.invoke(app, ["deblur", "--help"], env={"COLUMNS": "400"}).output.split())
     assert f"Default: {DEFAULT_MAX_SCALE:g}." in text
+
+
+def test_preview_writes_its_sheet_through_the_image_writer(tmp_path):
+    from pathlib import Path
+
+    from PIL import Image
+
+    from .helpers import write_photos
+
+    write_photos(tmp_path / "photos", n=2, size=(96, 96))
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny-cpu.yaml"
+    for name, fmt in (("sheet.png", "PNG"), ("sheet.jpg", "JPEG")):
+        args = ["preview", "-c", str(config), "-o", str(tmp_path / name), "--count", "2", "--crop", "48"]
+        result = runner.invoke(app, [*args, "--set", f"data.roots=[{tmp_path / 'photos'}]"])
+        assert result.exit_code == 0, result.output
+        assert Image.open(tmp_path / name).format == fmt  # encoded by its suffix, written atomically
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    args = ["preview", "-c", str(config), "-o", str(blocker / "s.png"), "--count", "1", "--crop", "48"]
+    result = runner.invoke(app, [*args, "--set", f"data.roots=[{tmp_path / 'photos'}]"])
+    assert result.exit_code == 1 and "s.png" in result.output

@@ -11,7 +11,9 @@ from .common import failure, out, set_option, usage_error
 
 def preview(
     config: Path = typer.Option(..., "--config", "-c", help="A training config; its data roots and degradation."),
-    output: Path = typer.Option(Path("degradation-preview.png"), "-o", "--output", help="The sheet to write (PNG)."),
+    output: Path = typer.Option(
+        Path("degradation-preview.png"), "-o", "--output", help="The sheet to write (PNG, or JPEG/WebP/TIFF by suffix)."
+    ),
     set_: list[str] = set_option(),
     count: int = typer.Option(8, min=1, max=64, help="Rows (crops)."),
     crop: int = typer.Option(192, min=32, help="Crop size in pixels."),
@@ -20,7 +22,7 @@ def preview(
     """Write sharp and degraded crops, their blur-radius maps and PSFs as one image."""
     from ..data.degradation import DegradationConfig
     from ..data.preview import contact_sheet
-    from ..io import atomic_write_bytes, encode_image
+    from ..io import ImageWriteError, write_image
     from ..training.config import load_config
 
     try:
@@ -34,6 +36,8 @@ def preview(
         raise failure(str(exc)) from exc
     import numpy as np
 
-    data, _ = encode_image(np.asarray(sheet), ".png")
-    atomic_write_bytes(output, data)
+    try:
+        write_image(output, np.asarray(sheet))
+    except ImageWriteError as exc:
+        raise failure(str(exc)) from exc
     out.print(f"wrote {output}")

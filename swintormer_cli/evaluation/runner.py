@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..inference.settings import InferenceSettings, SettingError
-from ..io import atomic_write_bytes, encode_image, to_pixels
+from ..io import to_pixels, write_image
 from .datasets import EvalSet, load_pixels
 from .metrics import finite_mean, gain_compensated_psnr, mae, psnr, ssim
 
@@ -307,8 +307,7 @@ def evaluate(
             row.images.append({"name": item.name, **scores})
             if save_images is not None:
                 folder = save_images / setting.slug if len(settings) > 1 else save_images
-                data, _ = encode_image(to_pixels(restored, eval_set.bits), ".png")
-                atomic_write_bytes(folder / f"{item.name}.png", data)
+                write_image(folder / f"{item.name}.png", to_pixels(restored, eval_set.bits))
             done += 1
             if on_image is not None:
                 on_image(item.name, done, total)
