@@ -80,6 +80,13 @@ def deblur(
         help="Also write each input's estimated blur radius beside its output: NAME.blur.png (16-bit grey, "
         "1/100 px per level) and NAME.blur-preview.png (colours, with a scale).",
     ),
+    compare: Path | None = typer.Option(
+        None,
+        "--compare",
+        metavar="PAGE.html",
+        help="Also write one page for the batch: each input beside its output with a before/after slider, the "
+        "set-up line and each file's time (previews in PAGE_files/, linking to the full files).",
+    ),
     right: Path | None = typer.Option(
         None,
         help="Dual-pixel models: the right views, a folder holding them under the inputs' names (the inputs are the "
@@ -91,9 +98,12 @@ def deblur(
     """Deblur images: one file, several, folders (--recursive) or globs."""
     state.debug = state.debug or debug
     from ..inference.batch import deblur_file, plan_jobs, shard
-    from ..io import OUTPUT_FORMATS
+    from ..inference.compare_page import CompareEntry, write_compare_page
+    from ..io import OUTPUT_FORMATS, ImageWriteError
     from ..launch import launch_info, rank_device
 
+    if compare is not None and compare.suffix.lower() not in (".html", ".htm"):
+        raise usage_error(f"--compare names the page to write, an .html file, got {str(compare)!r}")
     if ext != "auto" and ext.lower() not in OUTPUT_FORMATS:
         raise usage_error(f"--ext must be auto, png, jpg, webp or tiff, got {ext!r}")
     try:
@@ -142,7 +152,9 @@ def deblur(
         err.print("interrupted before any file was written")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     rank_note = f" | rank {dist.rank}/{dist.world}: {len(jobs)} of {len(plan.jobs)} files" if dist.enabled else ""
-    err.print(describe(pipe, resolved.origin) + rank_note)
+    setup = describe(pipe, resolved.origin) + rank_note
+    err.print(setup)
+    entries = [CompareEntry(p.path, p.path, "failed", str(p)) for p in plan.problems]
 
     counts = {"done": 0, "skipped": 0, "failed": len(plan.problems)}
     megapixels, started = 0.0, time.perf_counter()
@@ -161,6 +173,7 @@ def deblur(
                 save_blur_map=save_blur_map,
             )
             counts[outcome.status] += 1
+            entries.append(CompareEntry(job.source, job.output, outcome.status, outcome.message, outcome.seconds))
             megapixels += outcome.megapixels
             progress.end_file()
             if outcome.status == "failed":
@@ -184,6 +197,13 @@ def deblur(
         err.print(f"interrupted: {counts['done']} written, no partial files left; run again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     progress.close()
+    if compare is not None:
+        page = compare.with_name(compare.stem + f".rank{dist.rank}" + compare.suffix) if dist.enabled else compare
+        try:
+            err.print(f"compare page: {escape(str(write_compare_page(page, entries, setup)))}")
+        except ImageWriteError as exc:
+            err.print(f"[red]failed:[/] {escape(str(exc))}")
+            counts["failed"] += 1
     seconds = time.perf_counter() - started
     rate = f", {megapixels / seconds:.2f} MP/s" if counts["done"] else ""
     err.print(

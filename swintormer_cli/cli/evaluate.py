@@ -15,6 +15,7 @@ from .common import (
     describe,
     device_option,
     err,
+    escape,
     eta_option,
     failure,
     inference_settings,
@@ -82,6 +83,12 @@ def evaluate(
     json_path: Path | None = typer.Option(None, "--json", help="Write the full report (per image) as JSON."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Write per-image rows and averages as CSV."),
     save_images: Path | None = typer.Option(None, help="Write the restored images into this folder."),
+    report_dir: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Write a page to look at into this folder (index.html: settings, scores, every image worst first with a "
+        "before/after slider, plots); the restored images go to its full/ unless --save-images says where.",
+    ),
     quiet: bool = quiet_option("Only errors, the set-up line, the notes and the scores (no progress, no sweep lines)."),
     debug: bool = debug_option(),
 ) -> None:
@@ -117,6 +124,8 @@ def evaluate(
     in_focus = parse_number("--score-in-focus", score_in_focus, "a radius in pixels")
     if in_focus is not None and not in_focus > 0:
         raise usage_error(f"--score-in-focus must be a positive radius in pixels, got {score_in_focus}")
+    if report_dir is not None and save_images is None:
+        save_images = report_dir / "full"
     resolved, bundle = load_bundle(flags)
     if in_focus is not None and bundle.estimator is None:
         raise usage_error("--score-in-focus needs a blur estimator, and this model has none")
@@ -177,6 +186,11 @@ def evaluate(
         write_json(report, json_path)
     if csv_path:
         write_csv(report, csv_path)
+    if report_dir is not None:
+        from ..evaluation.report_page import write_report_page
+
+        page = write_report_page(report, eval_set, report_dir, save_images)
+        err.print(f"report: {escape(str(page))}")
 
 
 __all__ = ["evaluate"]

@@ -1,0 +1,70 @@
+"""`deblur --compare PAGE.html`: one page for a batch, each input beside its output with a before/after slider.
+
+The previews go to ``PAGE_files/`` beside the page (``in/N.jpg``, ``out/N.jpg``, N the file's place in the
+batch, so two inputs of the same name in different folders do not collide); each links to the full input and
+output. Files that failed are listed with their reason instead of a broken picture; skipped ones (their output
+existed) are shown with that output. Built with ``swintormer_cli/pages.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import pages
+from ..io import read_image
+
+
+@dataclass
+class CompareEntry:
+    source: Path
+    output: Path
+    status: str
+    """``done``, ``skipped`` or ``failed`` (as ``batch.Outcome``)."""
+    message: str = ""
+    seconds: float = 0.0
+
+
+def files_folder(page: Path) -> Path:
+    """Where a page's previews go: ``NAME_files`` beside ``NAME.html``."""
+    return page.with_name(page.stem + "_files")
+
+
+def write_compare_page(page: str | Path, entries: list[CompareEntry], settings: str) -> Path:
+    """Write the page for a batch's ``entries``; ``settings`` is the run's set-up line."""
+    page = Path(page)
+    folder, files = page.parent, files_folder(page)
+    done = [e for e in entries if e.status != "failed"]
+    failed = [e for e in entries if e.status == "failed"]
+    view = pages.Page(f"swintormer deblur: {len(entries)} file{'s' if len(entries) != 1 else ''}")
+    seconds = sum(e.seconds for e in entries if e.status == "done")
+    summary = (
+        f"{sum(e.status == 'done' for e in entries)} deblurred, {sum(e.status == 'skipped' for e in entries)} "
+        f"skipped, {len(failed)} failed, {seconds:.1f} s"
+    )
+    view.add(f'<div class="settings">{pages.text(settings)}\n{pages.text(summary)}</div>')
+    unshown = []
+    for index, entry in enumerate(done):
+        try:
+            before = pages.write_preview(
+                read_image(entry.source, keep_alpha=False).pixels, files / "in" / f"{index}.jpg"
+            )
+            after = pages.write_preview(
+                read_image(entry.output, keep_alpha=False).pixels, files / "out" / f"{index}.jpg"
+            )
+        except Exception as exc:  # noqa: BLE001 - a file that cannot be shown is listed, the page goes on
+            unshown.append(f"{entry.source}: cannot show ({type(exc).__name__}: {exc})")
+            continue
+        when = f"{entry.seconds:.1f} s" if entry.status == "done" else "skipped: its output existed"
+        slider = pages.compare(
+            pages.Picture(before, entry.source, "input"), pages.Picture(after, entry.output, "output"), folder
+        )
+        view.add(
+            f'<div class="item"><h3>{pages.text(entry.source)} &rarr; {pages.text(entry.output)}</h3>'
+            f"<p>{pages.text(when)}</p>{slider}</div>"
+        )
+    problems = [f"{e.message or e.source}" for e in failed] + unshown
+    if problems:
+        listed = "".join(f'<li class="failed">{pages.text(p)}</li>' for p in problems)
+        view.add(f"<h2>Failed</h2><ul>{listed}</ul>")
+    return view.write(page)
