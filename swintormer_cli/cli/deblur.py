@@ -97,28 +97,12 @@ def deblur(
 ) -> None:
     """Deblur images: one file, several, folders (--recursive) or globs."""
     state.debug = state.debug or debug
-    from ..inference.batch import deblur_file, plan_jobs, shard
-    from ..inference.compare_page import CompareEntry, write_compare_page
-    from ..io import OUTPUT_FORMATS, ImageWriteError
     from ..launch import launch_info, rank_device
 
-    if compare is not None and compare.suffix.lower() not in (".html", ".htm"):
-        raise usage_error(f"--compare names the page to write, an .html file, got {str(compare)!r}")
-    if ext != "auto" and ext.lower() not in OUTPUT_FORMATS:
-        raise usage_error(f"--ext must be auto, png, jpg, webp or tiff, got {ext!r}")
+    _check_output_flags(compare, ext)
     try:
-        try:
-            plan = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, ext=ext)
-        except ValueError as exc:
-            raise usage_error(str(exc)) from exc
-        for problem in plan.problems:
-            err.print(f"[red]failed:[/] {escape(str(problem))}")
-        if not plan.jobs:
-            err.print("nothing to do: no readable inputs")
-            raise typer.Exit(EXIT_FAILED)
-
+        plan = _plan(inputs, output, recursive, suffix, ext)
         dist = launch_info()
-        jobs = shard(plan.jobs, dist.rank, dist.world)
         flags = ModelFlags(
             model=model,
             weights=weights,
@@ -141,71 +125,29 @@ def deblur(
             keep_background_blur=parse_number("--keep-background-blur", keep_background_blur, "a radius in pixels"),
         )
         resolved, bundle = load_bundle(flags)
-        if save_blur_map and bundle.estimator is None:
-            raise usage_error("--save-blur-map needs a blur estimator, and this model has none")
-        if right is not None and bundle.config.in_views == 1:
-            raise usage_error("--right gives dual-pixel right views, but this model takes single images")
-        if right is not None and not right.is_dir() and len(plan.jobs) > 1:
-            raise usage_error("--right is one file but there are several inputs: give the folder of right views")
+        _check_model_flags(bundle, save_blur_map, right, len(plan.jobs))
         pipe = make_pipeline(flags, settings, bundle, resolved.name)
     except KeyboardInterrupt:
         err.print("interrupted before any file was written")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    from ..inference.batch import shard
+
+    jobs = shard(plan.jobs, dist.rank, dist.world)
     rank_note = f" | rank {dist.rank}/{dist.world}: {len(jobs)} of {len(plan.jobs)} files" if dist.enabled else ""
     setup = describe(pipe, resolved.origin) + rank_note
     err.print(setup)
-    entries = [CompareEntry(p.path, p.path, "failed", str(p)) for p in plan.problems]
-
-    counts = {"done": 0, "skipped": 0, "failed": len(plan.problems)}
-    megapixels, started = 0.0, time.perf_counter()
-    progress = _Progress(len(jobs), enabled=interactive() and not quiet)
-    try:
-        for index, job in enumerate(jobs, 1):
-            progress.start_file(job.source.name)
-            outcome = deblur_file(
-                pipe,
-                job,
-                overwrite=overwrite,
-                quality=quality,
-                strip_metadata=strip_metadata,
-                tile_progress=progress.tiles,
-                right=right,
-                save_blur_map=save_blur_map,
-            )
-            counts[outcome.status] += 1
-            entries.append(CompareEntry(job.source, job.output, outcome.status, outcome.message, outcome.seconds))
-            megapixels += outcome.megapixels
-            progress.end_file()
-            if outcome.status == "failed":
-                progress.print(f"[red]failed:[/] {escape(outcome.message)}")
-                show_traceback(outcome.error)
-            elif not quiet:
-                if outcome.status == "skipped":
-                    progress.print(escape(f"[{index}/{len(jobs)}] skipped {job.output}: {outcome.message}"))
-                else:
-                    rate = outcome.megapixels / max(outcome.seconds, 1e-9)
-                    progress.print(
-                        escape(
-                            f"[{index}/{len(jobs)}] {job.source} -> {job.output} "
-                            f"({outcome.seconds:.1f} s, {rate:.2f} MP/s)"
-                        )
-                    )
-                for note in outcome.notes:
-                    progress.print(f"  note: {escape(note)}")
-    except KeyboardInterrupt:
-        progress.close()
-        err.print(f"interrupted: {counts['done']} written, no partial files left; run again to resume")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    progress.close()
+    options = dict(
+        overwrite=overwrite, quality=quality, strip_metadata=strip_metadata, right=right, save_blur_map=save_blur_map
+    )
+    batch = _Batch(plan)
+    started = time.perf_counter()
+    _run(pipe, jobs, options, batch, quiet)
     if compare is not None:
         page = compare.with_name(compare.stem + f".rank{dist.rank}" + compare.suffix) if dist.enabled else compare
-        try:
-            err.print(f"compare page: {escape(str(write_compare_page(page, entries, setup)))}")
-        except ImageWriteError as exc:
-            err.print(f"[red]failed:[/] {escape(str(exc))}")
-            counts["failed"] += 1
+        _write_compare(page, batch, setup)
     seconds = time.perf_counter() - started
-    rate = f", {megapixels / seconds:.2f} MP/s" if counts["done"] else ""
+    counts = batch.counts
+    rate = f", {batch.megapixels / seconds:.2f} MP/s" if counts["done"] else ""
     err.print(
         f"{counts['done']} deblurred, {counts['skipped']} skipped, {counts['failed']} failed"
         + (f", {plan.ignored_summary()}" if plan.ignored else "")
@@ -214,40 +156,111 @@ def deblur(
     raise typer.Exit(EXIT_FAILED if counts["failed"] else EXIT_OK)
 
 
-class _Progress:
-    """Rich bars for files and for the tiles of the current file, on a terminal; plain lines otherwise."""
+def _check_output_flags(compare: Path | None, ext: str) -> None:
+    from ..io import OUTPUT_FORMATS
 
-    def __init__(self, total: int, enabled: bool):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from ..progress import progress_bar
+    if compare is not None and compare.suffix.lower() not in (".html", ".htm"):
+        raise usage_error(f"--compare names the page to write, an .html file, got {str(compare)!r}")
+    if ext != "auto" and ext.lower() not in OUTPUT_FORMATS:
+        raise usage_error(f"--ext must be auto, png, jpg, webp or tiff, got {ext!r}")
 
-        self.bar = progress_bar("{task.description}", console=err)
-        self.files = self.bar.add_task("files", total=total)
-        self.tile_task = None
 
-    def start_file(self, name: str) -> None:
-        if self.enabled:
-            self.tile_task = self.bar.add_task(f"  {escape(name)}", total=None)
+def _plan(inputs: list[str], output: str | None, recursive: bool, suffix: str | None, ext: str):
+    """The batch's jobs; what cannot be deblurred is printed, and a batch with nothing to do exits 1."""
+    from ..inference.batch import plan_jobs
 
-    def tiles(self, done: int, total: int) -> None:
-        if self.enabled and self.tile_task is not None:
-            self.bar.update(self.tile_task, completed=done, total=total)
+    try:
+        plan = plan_jobs(inputs, output, recursive=recursive, suffix=suffix, ext=ext)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from exc
+    for problem in plan.problems:
+        err.print(f"[red]failed:[/] {escape(str(problem))}")
+    if not plan.jobs:
+        err.print("nothing to do: no readable inputs")
+        raise typer.Exit(EXIT_FAILED)
+    return plan
 
-    def end_file(self) -> None:
-        if self.enabled:
-            if self.tile_task is not None:
-                self.bar.remove_task(self.tile_task)
-                self.tile_task = None
-            self.bar.advance(self.files)
 
-    def print(self, text: str) -> None:
-        (self.bar.console if self.enabled else err).print(text)
+def _check_model_flags(bundle, save_blur_map: bool, right: Path | None, files: int) -> None:
+    if save_blur_map and bundle.estimator is None:
+        raise usage_error("--save-blur-map needs a blur estimator, and this model has none")
+    if right is not None and bundle.config.in_views == 1:
+        raise usage_error("--right gives dual-pixel right views, but this model takes single images")
+    if right is not None and not right.is_dir() and files > 1:
+        raise usage_error("--right is one file but there are several inputs: give the folder of right views")
 
-    def close(self) -> None:
-        if self.enabled:
-            self.bar.stop()
+
+class _Batch:
+    """What a batch has done so far: counts by outcome, megapixels, and each file's entry for --compare."""
+
+    def __init__(self, plan):
+        from ..inference.compare_page import CompareEntry
+
+        self.counts = {"done": 0, "skipped": 0, "failed": len(plan.problems)}
+        self.megapixels = 0.0
+        self.entries = [CompareEntry(p.path, p.path, "failed", str(p)) for p in plan.problems]
+
+    def add(self, job, outcome) -> None:
+        from ..inference.compare_page import CompareEntry
+
+        self.counts[outcome.status] += 1
+        self.megapixels += outcome.megapixels
+        self.entries.append(CompareEntry(job.source, job.output, outcome.status, outcome.message, outcome.seconds))
+
+
+def _run(pipe, jobs: list, options: dict, batch: _Batch, quiet: bool) -> None:
+    """Deblur the jobs one by one, with bars for the files and the current file's tiles on a terminal."""
+    from ..inference.batch import deblur_file
+    from ..progress import Bars
+
+    bars = Bars("{task.description}", console=err, enabled=interactive() and not quiet)
+    files = bars.add("files", total=len(jobs))
+    try:
+        for index, job in enumerate(jobs, 1):
+            tiles = bars.add(f"  {escape(job.source.name)}")
+
+            def tile_progress(done: int, total: int, tiles=tiles) -> None:
+                bars.update(tiles, completed=done, total=total)
+
+            outcome = deblur_file(pipe, job, tile_progress=tile_progress, **options)
+            batch.add(job, outcome)
+            bars.remove(tiles)
+            bars.advance(files)
+            _say(bars, outcome, f"[{index}/{len(jobs)}]", quiet)
+    except KeyboardInterrupt:
+        bars.close()
+        err.print(f"interrupted: {batch.counts['done']} written, no partial files left; run again to resume")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    bars.close()
+
+
+def _say(bars, outcome, position: str, quiet: bool) -> None:
+    """One file's line: always its failure, else (without --quiet) what was written or skipped, and its notes."""
+    job = outcome.job
+    if outcome.status == "failed":
+        bars.print(f"[red]failed:[/] {escape(outcome.message)}")
+        show_traceback(outcome.error)
+        return
+    if quiet:
+        return
+    if outcome.status == "skipped":
+        bars.print(escape(f"{position} skipped {job.output}: {outcome.message}"))
+    else:
+        rate = outcome.megapixels / max(outcome.seconds, 1e-9)
+        bars.print(escape(f"{position} {job.source} -> {job.output} ({outcome.seconds:.1f} s, {rate:.2f} MP/s)"))
+    for note in outcome.notes:
+        bars.print(f"  note: {escape(note)}")
+
+
+def _write_compare(page: Path, batch: _Batch, setup: str) -> None:
+    from ..inference.compare_page import write_compare_page
+    from ..io import ImageWriteError
+
+    try:
+        err.print(f"compare page: {escape(str(write_compare_page(page, batch.entries, setup)))}")
+    except ImageWriteError as exc:
+        err.print(f"[red]failed:[/] {escape(str(exc))}")
+        batch.counts["failed"] += 1
 
 
 __all__ = ["deblur"]

@@ -94,12 +94,11 @@ def evaluate(
 ) -> None:
     """Score a model against ground truth; the blurry input's scores come first."""
     state.debug = state.debug or debug
-    from rich.progress import Progress
-
     from ..evaluation.datasets import dpdd_set, pairs_set
     from ..evaluation.report import tables, write_csv, write_json
     from ..evaluation.runner import LPIPSMetric, in_focus_region, model_record, sweep
     from ..evaluation.runner import evaluate as run_eval
+    from ..progress import Bars
 
     if dataset not in ("dpdd", "pairs"):
         raise usage_error(f"--dataset must be dpdd or pairs, got {dataset!r}")
@@ -157,11 +156,11 @@ def evaluate(
     err.print(describe(first, resolved.origin))
     lpips_metric = LPIPSMetric(lpips)
     try:
-        with Progress(console=err, transient=True, disable=quiet or not err.is_terminal) as progress:
-            task = progress.add_task("evaluating", total=len(eval_set.items) * len(settings))
+        with Bars("{task.description}", console=err, enabled=not quiet and err.is_terminal, transient=True) as bars:
+            task = bars.add("evaluating", total=len(eval_set.items) * len(settings))
 
             def tick(name, done, total):
-                progress.update(task, completed=done, description=f"evaluating {name}")
+                bars.update(task, completed=done, description=escape(f"evaluating {name}"))
 
             report = run_eval(
                 eval_set,

@@ -44,6 +44,7 @@ from ..inference.device import prepare_device, resolve_device, resolve_precision
 from ..models import Swintormer, preset
 from ..prior import LatentPrior, LatentPriorConfig
 from ..prior.ldm_sr import CHANNELS as LDM_SR_CHANNELS
+from ..progress import Bars
 from . import distributed, run_data
 from .checkpoints import checkpoint_folder, truncate_metrics, write_checkpoint
 from .config import TrainConfig, dump_config
@@ -428,70 +429,102 @@ class Trainer:
         if self.prior is not None:
             self.prior.train()
         loader = self._loader(self.step)
-        bar = _ProgressBar(c.max_steps, self.step, enabled=self.progress and self.dist.is_main)
-        started = time.time()
-        window_loss, window_n, window_start = 0.0, 0, time.time()
+        bars = Bars(
+            "[bold]train[/] {task.fields[stage]}",
+            "loss {task.fields[loss]:.5f} lr {task.fields[lr]:.2e} {task.fields[rate]:.2f} it/s",
+            enabled=self.progress and self.dist.is_main,
+        )
+        bar = bars.add("train", total=c.max_steps, completed=self.step, loss=0.0, lr=0.0, stage="", rate=0.0)
+        window = _LossWindow(self.step)
         try:
             for raw in loader:
-                stage = c.stage_at(self.step)
-                if stage != self.stage:
-                    self._enter_stage(stage)
-                lr = learning_rate(c, self.step)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                batch = self._make_batch(raw, self.step)
-                with torch.autocast(
-                    self.device.type,
-                    dtype=self.autocast_dtype or torch.float32,
-                    enabled=self.autocast_dtype is not None,
-                ):
-                    loss = self.wrapped(batch.blurry, batch.sharp, self._generator(self.step, salt=2), batch.prior)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if c.optim.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.trainable, c.optim.grad_clip)
-                self.optimizer.step()
-                self.ema.update_parameters(self.networks)
-                self.step += 1
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"loss became {value} at step {self.step}")
-                window_loss += value
-                window_n += 1
-                bar.update(self.step, value, lr, self.stage)
+                batch, value, lr = self._train_step(raw)
+                window.add(value)
+                bars.update(bar, completed=self.step, loss=value, lr=lr, stage=self.stage, rate=window.rate(self.step))
                 last = self.step == c.max_steps
                 if _due(self.step, c.log_every, last):
-                    now = time.time()
-                    record = {
-                        "step": self.step,
-                        "stage": self.stage,
-                        "loss": window_loss / window_n,
-                        "lr": lr,
-                        "steps_per_s": window_n / max(1e-9, now - window_start),
-                        "elapsed_s": now - started,
-                    }
-                    if self.stage in TARGET_LATENT_STAGES and isinstance(self.prior, LatentPrior):
-                        record["latent_spread"] = self.prior.target_spread(batch.sharp, batch.blurry)
-                        self._check_spread(record["latent_spread"])
-                    self._log(record)
-                    if not bar.enabled and self.dist.is_main:
-                        print(_plain_line(record, c.max_steps), flush=True)
-                    window_loss, window_n, window_start = 0.0, 0, now
+                    self._log_window(window, lr, batch, quiet=bars.enabled)
                 if c.validation.sets and _due(self.step, c.validation.every, last) and self.dist.is_main:
-                    scores = self.validate()
-                    self._log({"step": self.step, "validation": scores})
-                    if not bar.enabled:
-                        print(f"validation at step {self.step}: {json.dumps(scores)}", flush=True)
-                    first = next(iter(scores.values()))
-                    if first["psnr"] > self.best_psnr:
-                        self.best_psnr = first["psnr"]
-                        self.save("best")
+                    self._validate_and_keep_best(quiet=bars.enabled)
                 if _due(self.step, c.checkpoint_every, last):
                     self.save("last")
                 distributed.barrier()
         finally:
-            bar.close()
+            bars.close()
         return self.run_dir
+
+    def _train_step(self, raw) -> tuple[Batch, float, float]:
+        """One optimisation step on a loader's batch: (the batch, its loss, the learning rate)."""
+        c = self.config
+        stage = c.stage_at(self.step)
+        if stage != self.stage:
+            self._enter_stage(stage)
+        lr = learning_rate(c, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self._make_batch(raw, self.step)
+        autocast = self.autocast_dtype is not None
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=autocast):
+            loss = self.wrapped(batch.blurry, batch.sharp, self._generator(self.step, salt=2), batch.prior)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.trainable, c.optim.grad_clip)
+        self.optimizer.step()
+        self.ema.update_parameters(self.networks)
+        self.step += 1
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss became {value} at step {self.step}")
+        return batch, value, lr
+
+    def _log_window(self, window: _LossWindow, lr: float, batch: Batch, quiet: bool) -> None:
+        """The mean loss and speed since the last log line, to metrics.jsonl (and stdout without bars)."""
+        record = {"step": self.step, "stage": self.stage, "lr": lr, **window.take()}
+        if self.stage in TARGET_LATENT_STAGES and isinstance(self.prior, LatentPrior):
+            record["latent_spread"] = self.prior.target_spread(batch.sharp, batch.blurry)
+            self._check_spread(record["latent_spread"])
+        self._log(record)
+        if not quiet and self.dist.is_main:
+            print(_plain_line(record, self.config.max_steps), flush=True)
+
+    def _validate_and_keep_best(self, quiet: bool) -> None:
+        scores = self.validate()
+        self._log({"step": self.step, "validation": scores})
+        if not quiet:
+            print(f"validation at step {self.step}: {json.dumps(scores)}", flush=True)
+        first = next(iter(scores.values()))
+        if first["psnr"] > self.best_psnr:
+            self.best_psnr = first["psnr"]
+            self.save("best")
+
+
+class _LossWindow:
+    """The losses since the last log line, and the run's speed."""
+
+    def __init__(self, step: int):
+        self.started = self.window_start = time.time()
+        self.first_step = step
+        self.total, self.count = 0.0, 0
+
+    def add(self, loss: float) -> None:
+        self.total += loss
+        self.count += 1
+
+    def rate(self, step: int) -> float:
+        """Steps per second since the run (this process) started."""
+        return (step - self.first_step) / max(1e-9, time.time() - self.started)
+
+    def take(self) -> dict:
+        """The window's mean loss, steps/s and the elapsed time; the window starts again."""
+        now = time.time()
+        record = {
+            "loss": self.total / max(1, self.count),
+            "steps_per_s": self.count / max(1e-9, now - self.window_start),
+            "elapsed_s": now - self.started,
+        }
+        self.total, self.count, self.window_start = 0.0, 0, now
+        return record
 
 
 def _plain_line(record: dict, total: int) -> str:
@@ -501,32 +534,6 @@ def _plain_line(record: dict, total: int) -> str:
         f"step {record['step']}/{total} [{record['stage']}] loss {record['loss']:.5f} lr {record['lr']:.2e}"
         f"{spread} {record['steps_per_s']:.2f} it/s ETA {eta / 60:.1f} min"
     )
-
-
-class _ProgressBar:
-    """A Rich progress bar with loss, lr, it/s and ETA on a terminal; nothing otherwise."""
-
-    def __init__(self, total: int, start: int, enabled: bool):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from ..progress import progress_bar
-
-        self.progress = progress_bar(
-            "[bold]train[/] {task.fields[stage]}",
-            "loss {task.fields[loss]:.5f} lr {task.fields[lr]:.2e} {task.fields[rate]:.2f} it/s",
-        )
-        self.task = self.progress.add_task("train", total=total, completed=start, loss=0.0, lr=0.0, stage="", rate=0.0)
-        self.t0, self.s0 = time.time(), start
-
-    def update(self, step: int, loss: float, lr: float, stage: str) -> None:
-        if self.enabled:
-            rate = (step - self.s0) / max(1e-9, time.time() - self.t0)
-            self.progress.update(self.task, completed=step, loss=loss, lr=lr, stage=stage, rate=rate)
-
-    def close(self) -> None:
-        if self.enabled:
-            self.progress.stop()
 
 
 def train(config: TrainConfig, resume: str | None = None, progress: bool | None = None) -> Path:
