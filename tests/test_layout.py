@@ -42,6 +42,7 @@ BELOW = {
     "prior": ("inference", "training", "evaluation", "cli", "data"),
     "data": ("inference", "training", "evaluation", "cli"),
     "checkpoint": ("inference", "training", "evaluation", "cli"),
+    "tiling": ("inference", "training", "evaluation", "cli", "models", "prior", "data", "checkpoint"),
     "pages": ("inference", "training", "evaluation", "cli", "models", "prior", "data", "checkpoint"),
     "io": ("inference", "training", "evaluation", "cli", "models", "prior", "data", "checkpoint"),
 }

@@ -1,10 +1,10 @@
 """Tiled inference: the tile grid and merge weights, memory budgets, devices, and DeblurPipeline."""
 
+from ..tiling import BLENDS, Accumulator, Tile, TileGrid, merge_weights
 from .device import PRECISIONS, resolve_device, resolve_precision
 from .memory import PeakMeter, default_budget, format_size, parse_size
 from .pipeline import DeblurPipeline
-from .settings import BLENDS, DEFAULT_WINDOW, InferenceSettings, ModelDefaults, SettingError
-from .tiling import Accumulator, Tile, TileGrid, merge_weights
+from .settings import DEFAULT_WINDOW, InferenceSettings, ModelDefaults, SettingError
 
 __all__ = [
     "BLENDS",

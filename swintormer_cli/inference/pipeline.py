@@ -25,12 +25,12 @@ from ..io import pixel_peak
 from ..models import Swintormer
 from ..models.blur_estimator import BlurEstimator
 from ..prior import Prior, noise_draws
+from ..tiling import Accumulator, Tile, TileGrid
 from .device import precision_name, precision_reason, prepare_device, resolve_device, resolve_precision
 from .memory import PeakMeter, default_budget, is_out_of_memory, parse_size, release_cached
 from .scales import blur_map, largest_scale, needed_pixels, resize, scale_weights, scaled_size
 from .settings import InferenceSettings, ModelDefaults, SettingError
 from .strength import apply_strength, restore_weight
-from .tiling import Accumulator, Tile, TileGrid
 
 ProgressFn = Callable[[int, int], None]
 # The most tiles one batch holds. On a CPU the network's throughput peaks at 4-8 tiles of 256 px and falls

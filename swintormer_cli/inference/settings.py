@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .. import tiling
 from ..checkpoint import ModelDefaults
 from ..defaults import (
     DEFAULT_MAX_SCALE,
@@ -24,8 +25,6 @@ from ..defaults import (
     default_shift,
 )
 
-BLENDS: tuple[str, ...] = ("average", "feather")
-
 
 class SettingError(ValueError):
     """A setting out of its range; ``name`` is the setting's field (the CLI names its flag after it)."""
@@ -37,11 +36,11 @@ class SettingError(ValueError):
 
 
 def check_shift(window: int, shift: int) -> None:
-    """A shift must be positive and not exceed the window: a larger one would skip pixels."""
-    if shift < 1:
-        raise SettingError("shift", f"must be at least 1, got {shift}")
-    if shift > window:
-        raise SettingError("shift", f"{shift} must not exceed the window ({window}): pixels would be skipped")
+    """``tiling.check_shift`` as a ``SettingError`` naming the setting."""
+    try:
+        tiling.check_shift(window, shift)
+    except ValueError as exc:
+        raise SettingError("shift", str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -98,8 +97,8 @@ class InferenceSettings:
         else:
             shift = default_shift(window)
         check_shift(window, shift)
-        if self.blend not in BLENDS:
-            raise SettingError("blend", f"must be {' or '.join(BLENDS)}, got {self.blend!r}")
+        if self.blend not in tiling.BLENDS:
+            raise SettingError("blend", f"must be {' or '.join(tiling.BLENDS)}, got {self.blend!r}")
         if self.sampler not in SAMPLERS:
             raise SettingError("sampler", f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         prior_steps = self.prior_steps if self.prior_steps is not None else model.prior_steps or DEFAULT_PRIOR_STEPS

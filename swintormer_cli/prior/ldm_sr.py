@@ -25,6 +25,7 @@ import torch
 from ..defaults import DEFAULT_PRIOR_STEPS, DEFAULT_SAMPLER
 from ..io import sha256_of
 from ..models.padding import pad_to_multiple
+from ..tiling import Accumulator, TileGrid
 from .base import Prior
 
 if TYPE_CHECKING:
@@ -45,22 +46,6 @@ def files_digest(folder: Path) -> str:
     for name in FILES:
         total.update(f"{name}\0{sha256_of(folder / name)}\n".encode())
     return total.hexdigest()
-
-
-def _origins(length: int, patch: int, stride: int) -> list[int]:
-    if patch >= length:
-        return [0]
-    return [*range(0, length - patch, stride), length - patch]
-
-
-def _ramp(length: int, overlap: int) -> torch.Tensor:
-    """Patch merge weight along one axis: 1 inside, rising linearly over the overlap, never 0."""
-    w = torch.ones(length)
-    n = min(overlap, length // 2)
-    if n > 0:
-        ramp = (torch.arange(n, dtype=torch.float32) + 0.5) / n
-        w[:n], w[length - n :] = ramp, ramp.flip(0)
-    return w
 
 
 class LDMSuperResolutionPrior(Prior):
@@ -157,25 +142,17 @@ class LDMSuperResolutionPrior(Prior):
         height, width = z.shape[-2:]
         if height <= self.patch and width <= self.patch:
             return self.unet(torch.cat([z, cond], dim=1), t).sample
-        ph, pw = min(self.patch, height), min(self.patch, width)
-        overlap = self.patch - self.patch_stride
-        weight = (_ramp(ph, overlap)[:, None] * _ramp(pw, overlap)[None, :]).to(z)
-        origins = [
-            (y, x)
-            for y in _origins(height, self.patch, self.patch_stride)
-            for x in _origins(width, self.patch, self.patch_stride)
-        ]
+        grid = TileGrid(height, width, self.patch, self.patch_stride)
+        merged = Accumulator(z.shape[1], grid, "feather", batch=z.shape[0], device=z.device, dtype=z.dtype)
         both = torch.cat([z, cond], dim=1)
-        total = torch.zeros_like(z)
-        norm = torch.zeros_like(z[:1, :1])
-        for i in range(0, len(origins), self.patch_batch):
-            group = origins[i : i + self.patch_batch]
-            inputs = torch.cat([both[..., y : y + ph, x : x + pw] for y, x in group])
+        tiles = grid.tiles
+        for i in range(0, len(tiles), self.patch_batch):
+            group = tiles[i : i + self.patch_batch]
+            inputs = torch.cat([both[(..., *tile.slices)] for tile in group])
             outs = self.unet(inputs, t).sample.split(z.shape[0])
-            for (y, x), out in zip(group, outs, strict=True):
-                total[..., y : y + ph, x : x + pw] += out * weight
-                norm[..., y : y + ph, x : x + pw] += weight
-        return total / norm
+            for tile, out in zip(group, outs, strict=True):
+                merged.add(tile, out)
+        return merged.result()
 
     @torch.no_grad()
     def forward(

@@ -3,6 +3,9 @@
 Windows are ``window`` pixels wide with origins ``shift`` apart; the last row and column snap to the
 image edge so no window hangs over it. An image smaller than a window in some direction gets one window
 of the image's own extent in that direction (the network pads it inside, exactly as a plain forward would).
+
+One home for both users: the deblur pipeline's tiles of the image (``inference/pipeline.py``) and the
+``ldm-sr`` prior's patches of its latent (``prior/ldm_sr.py``), which sits below inference and so cannot import it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .settings import BLENDS, check_shift
+BLENDS: tuple[str, ...] = ("average", "feather")
+
+
+def check_shift(window: int, shift: int) -> None:
+    """A shift must be positive and not exceed the window (a larger one would skip pixels): ValueError if not."""
+    if shift < 1:
+        raise ValueError(f"must be at least 1, got {shift}")
+    if shift > window:
+        raise ValueError(f"{shift} must not exceed the window ({window}): pixels would be skipped")
 
 
 def _origins(length: int, window: int, shift: int) -> list[int]:
@@ -85,17 +96,29 @@ def merge_weights(height: int, width: int, blend: str, overlap: int) -> torch.Te
 
 
 class Accumulator:
-    """Weighted sum of window outputs and of their weights, on the CPU, for the whole image."""
+    """Weighted sum of window outputs and of their weights for the whole image: (channels, H, W) on the CPU by
+    default; ``batch`` adds a leading batch dimension, ``device`` and ``dtype`` place it (the prior's latents)."""
 
-    def __init__(self, channels: int, grid: TileGrid, blend: str):
-        self.sum = torch.zeros(channels, grid.height, grid.width)
-        self.weight = torch.zeros(1, grid.height, grid.width)
-        self.tile_weight = merge_weights(grid.tile_height, grid.tile_width, blend, grid.window - grid.shift)
+    def __init__(
+        self,
+        channels: int,
+        grid: TileGrid,
+        blend: str,
+        *,
+        batch: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        lead = (batch,) if batch is not None else ()
+        self.sum = torch.zeros(*lead, channels, grid.height, grid.width, device=device, dtype=dtype)
+        self.weight = torch.zeros(*(1 for _ in lead), 1, grid.height, grid.width, device=device, dtype=dtype)
+        weight = merge_weights(grid.tile_height, grid.tile_width, blend, grid.window - grid.shift)
+        self.tile_weight = weight.to(device=device, dtype=dtype or weight.dtype)
 
     def add(self, tile: Tile, output: torch.Tensor) -> None:
         ys, xs = tile.slices
-        self.sum[:, ys, xs] += output * self.tile_weight
-        self.weight[:, ys, xs] += self.tile_weight
+        self.sum[..., ys, xs] += output * self.tile_weight
+        self.weight[..., ys, xs] += self.tile_weight
 
     def result(self) -> torch.Tensor:
         # Pixels no tile covered (a pass that skipped tiles) come back 0, not 0/0.
