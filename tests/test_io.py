@@ -238,3 +238,14 @@ def test_a_webp_keeps_its_coding_lossless_or_lossy(tmp_path, lossless):
     frames = [Image.fromarray(pixels), Image.fromarray(255 - pixels)]
     frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:], lossless=lossless)
     assert read_image(tmp_path / "anim.webp").lossless is lossless
+
+
+def test_a_file_that_cannot_be_written_is_a_file_error_and_an_image_one_is_its_kind(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(sio.FileWriteError) as info:
+        sio.atomic_write_bytes(blocker / "registry.json", b"{}")
+    assert not isinstance(info.value, ImageWriteError) and "registry.json" in str(info.value)
+    with pytest.raises(ImageWriteError, match="out.png"):
+        write_image(blocker / "out.png", gradient_image(4, 4))
+    assert issubclass(ImageWriteError, sio.FileWriteError)

@@ -254,11 +254,11 @@ def _say(bars, outcome, position: str, quiet: bool) -> None:
 
 def _write_compare(page: Path, batch: _Batch, setup: str) -> None:
     from ..inference.compare_page import write_compare_page
-    from ..io import ImageWriteError
+    from ..io import FileWriteError
 
     try:
         err.print(f"compare page: {escape(str(write_compare_page(page, batch.entries, setup)))}")
-    except ImageWriteError as exc:
+    except FileWriteError as exc:
         err.print(f"[red]failed:[/] {escape(str(exc))}")
         batch.counts["failed"] += 1
 

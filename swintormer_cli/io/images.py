@@ -1,37 +1,34 @@
 """Images in and out, keeping what photographers care about.
 
-Reading: 8 and 16-bit PNG and TIFF, JPEG, WebP, BMP; grey, RGB, RGBA, palette and CMYK; the EXIF
-orientation applied; the alpha channel, EXIF block and ICC profile kept aside to be written back; a
-decompression-bomb guard that checks the header's pixel count before anything is decoded.
-Pillow reads and writes everything 8-bit with its metadata; 16-bit colour, which Pillow cannot hold, is
-decoded and encoded by OpenCV, whose encoders cannot carry metadata: the ICC profile and EXIF are added to
-16-bit PNGs as iCCP/eXIf chunks, and 16-bit TIFFs are rebuilt with them by Pillow's TIFF directory writer.
-
-Writing is atomic: a temporary file (``.NAME.RANDOM.part``) in the destination folder, synced, renamed over
-the destination, then the folder synced, so a crash, Ctrl-C or power cut leaves either the old file or the
-new one, never half of one. Only a SIGKILL (or a power cut) mid-write can leave the temporary file;
-``remove_partial_files`` removes those of one destination, which the next ``deblur`` of it does.
-
-Errors are ``ImageReadError`` / ``ImageWriteError``, whose text is one line naming the file and the problem.
+Reading: 8 and 16-bit PNG and TIFF, JPEG, WebP, BMP; grey, RGB, RGBA, palette and CMYK; the EXIF orientation
+applied; the alpha channel, EXIF block and ICC profile kept aside to be written back; whether a WebP was
+lossless; a decompression-bomb guard that checks the header's pixel count before anything is decoded.
+Pillow reads and writes everything 8-bit with its metadata; 16-bit colour, which Pillow cannot hold, is decoded
+and encoded by OpenCV, whose encoders cannot carry metadata (``metadata.py`` adds it back). Writing is atomic
+(``files.py``). Errors are ``ImageReadError`` / ``ImageWriteError``, one line naming the file and the problem.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import struct
-import tempfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .files import FileWriteError, atomic_write_bytes, one_line
+from .metadata import ORIENTATION_TAG, add_png_metadata, add_tiff_metadata, upright_exif
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+
+
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "tif": ".tif"}
+
+
 DEFAULT_MAX_PIXELS = 300_000_000
+
+
 _PIL_FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -41,7 +38,7 @@ _PIL_FORMATS = {
     ".tiff": "TIFF",
     ".bmp": "BMP",
 }
-_ORIENTATION = 0x0112
+
 
 # Truncated files must fail, not decode half an image silently.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -54,11 +51,8 @@ class ImageReadError(Exception):
         self.reason = reason
 
 
-class ImageWriteError(Exception):
-    def __init__(self, path: str | Path, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
+class ImageWriteError(FileWriteError):
+    """An image that cannot be encoded or written."""
 
 
 def max_pixels() -> int:
@@ -167,7 +161,34 @@ def _decode_16bit(path: Path, data: bytes) -> np.ndarray:
 def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = None) -> LoadedImage:
     """Read an image upright as RGB (uint8 or uint16) with its alpha, ICC profile and EXIF."""
     path = Path(path)
-    limit = limit or max_pixels()
+    data = _read_bytes(path)
+    import io as _io
+
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the size check below gives the clearer message
+    try:
+        im = _open_checked(path, _io.BytesIO(data), limit or max_pixels())
+        fmt = im.format or ""
+        # Everything from here on may decode pixel data (a PNG's EXIF can sit after its pixels, so getexif()
+        # reads them): any failure is the file's, and becomes one line naming it.
+        try:
+            array, icc, exif, notes = _decode(path, im, data, fmt)
+        except (ImageReadError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a decoder's error of any type means a damaged file
+            text = one_line(exc)
+            reason = "truncated file" if "truncated" in text.lower() else f"damaged image data ({text})"
+            raise ImageReadError(path, reason) from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    array, alpha, grey = _split_channels(array)
+    lossless = fmt == "WEBP" and _webp_lossless(data)
+    alpha = alpha if keep_alpha else None
+    return LoadedImage(path, np.ascontiguousarray(array), alpha, grey, icc, exif, fmt, notes, lossless)
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, or an ``ImageReadError`` saying why there are none."""
     if not path.exists():
         raise ImageReadError(path, "no such file")
     if path.is_dir():
@@ -180,61 +201,56 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
         raise ImageReadError(path, f"cannot read ({exc.strerror or exc})") from exc
     if not data:
         raise ImageReadError(path, "empty file (0 bytes)")
-    import io as _io
+    return data
 
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # the size check below gives the clearer message
+
+def _open_checked(path: Path, stream, limit: int) -> Image.Image:
+    """The image opened from its header alone, refused when it claims more than ``limit`` pixels."""
     try:
-        try:
-            im = Image.open(_io.BytesIO(data))
-        except UnidentifiedImageError as exc:
-            raise ImageReadError(path, "not an image, or a format this tool cannot read") from exc
-        except MemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - as below: the header is the file's problem
-            raise ImageReadError(path, f"damaged image header ({one_line(exc)})") from exc
-        width, height = im.size
-        if width * height > limit:
-            raise ImageReadError(
-                path,
-                f"{width}x{height} pixels is over the limit of {limit:,} (a decompression bomb, or raise "
-                "SWINTORMER_MAX_PIXELS)",
-            )
-        if width < 1 or height < 1:
-            raise ImageReadError(path, "image has no pixels")
-        fmt = im.format or ""
-        notes: list[str] = []
-        # Everything from here on may decode pixel data (a PNG's EXIF can sit after its pixels, so getexif()
-        # reads them): any failure is the file's, and becomes one line naming it.
-        try:
-            icc = im.info.get("icc_profile") or None
-            exif_obj = im.getexif()
-            orientation = int(exif_obj.get(_ORIENTATION, 1) or 1)
-            exif = _upright_exif(exif_obj) if len(exif_obj) else None
-            sixteen = _png_bit_depth(data[:32]) == 16 or (fmt == "TIFF" and _tiff_bits(im) == 16)
-            frames = int(getattr(im, "n_frames", 1) or 1)
-            if frames > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF
-                notes.append(f"animated or multi-page: only the first of its {frames} frames was deblurred")
-            if sixteen:
-                array = _decode_16bit(path, data)
-                array = _apply_orientation(array, orientation)
-                if array.dtype != np.uint16:
-                    array = array.astype(np.uint16) * 257
-            else:
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                array, icc, note = _pil_to_array(im, icc)
-                if note:
-                    notes.append(note)
-        except (ImageReadError, MemoryError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a decoder's error of any type means a damaged file
-            text = one_line(exc)
-            reason = "truncated file" if "truncated" in text.lower() else f"damaged image data ({text})"
-            raise ImageReadError(path, reason) from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
+        im = Image.open(stream)
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(path, "not an image, or a format this tool cannot read") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the header is the file's problem
+        raise ImageReadError(path, f"damaged image header ({one_line(exc)})") from exc
+    width, height = im.size
+    if width * height > limit:
+        raise ImageReadError(
+            path,
+            f"{width}x{height} pixels is over the limit of {limit:,} (a decompression bomb, or raise "
+            "SWINTORMER_MAX_PIXELS)",
+        )
+    if width < 1 or height < 1:
+        raise ImageReadError(path, "image has no pixels")
+    return im
 
+
+def _decode(path: Path, im: Image.Image, data: bytes, fmt: str):
+    """(pixels upright, ICC profile, upright EXIF, notes): 16-bit colour through OpenCV, the rest through Pillow."""
+    notes: list[str] = []
+    icc = im.info.get("icc_profile") or None
+    exif_obj = im.getexif()
+    orientation = int(exif_obj.get(ORIENTATION_TAG, 1) or 1)
+    exif = upright_exif(exif_obj) if len(exif_obj) else None
+    sixteen = _png_bit_depth(data[:32]) == 16 or (fmt == "TIFF" and _tiff_bits(im) == 16)
+    frames = int(getattr(im, "n_frames", 1) or 1)
+    if frames > 1:  # an animated GIF, WebP or PNG, a multi-page TIFF
+        notes.append(f"animated or multi-page: only the first of its {frames} frames was deblurred")
+    if sixteen:
+        array = _apply_orientation(_decode_16bit(path, data), orientation)
+        if array.dtype != np.uint16:
+            array = array.astype(np.uint16) * 257
+        return array, icc, exif, notes
+    im.load()
+    array, icc, note = _pil_to_array(ImageOps.exif_transpose(im), icc)
+    if note:
+        notes.append(note)
+    return array, icc, exif, notes
+
+
+def _split_channels(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """(HxWx3 RGB, the alpha or None, whether it was grey) of a decoded HxW or HxWxC array."""
     grey = array.ndim == 2 or array.shape[2] in (1, 2)
     alpha = None
     if array.ndim == 3 and array.shape[2] in (2, 4):
@@ -244,34 +260,7 @@ def read_image(path: str | Path, keep_alpha: bool = True, limit: int | None = No
         array = array[..., None]
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
-    if not keep_alpha:
-        alpha = None
-    lossless = fmt == "WEBP" and _webp_lossless(data)
-    return LoadedImage(path, np.ascontiguousarray(array), alpha, grey, icc, exif, fmt, notes, lossless)
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's text on one line (decoders' messages sometimes span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _upright_exif(exif: Image.Exif) -> bytes:
-    """The EXIF block to write back, with the orientation reset (the pixels are upright by then).
-
-    Works on a copy: Pillow's ``exif_transpose`` reads the image's own EXIF object afterwards. A TIFF's
-    first directory holds its pixel layout (strips, sizes, compression) next to the EXIF tags: those
-    describe the source file, not the image, and are left out.
-    """
-    copy = Image.Exif()
-    copy.load(exif.tobytes())
-    for ifd in (0x8769, 0x8825):  # the Exif and GPS sub-IFDs travel with the copy
-        if ifd in exif:
-            copy.get_ifd(ifd).update(exif.get_ifd(ifd))
-    for tag in _TIFF_LAYOUT_TAGS - {_ORIENTATION} | {34675}:  # and the ICC profile travels on its own
-        copy.pop(tag, None)
-    if _ORIENTATION in copy:
-        copy[_ORIENTATION] = 1
-    return copy.tobytes()
+    return array, alpha, grey
 
 
 def _tiff_bits(im: Image.Image) -> int:
@@ -322,22 +311,6 @@ def output_suffix(ext: str, source: Path) -> str:
     return OUTPUT_FORMATS[ext.lower()]
 
 
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-
-
-def _add_png_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
-    """Insert iCCP and eXIf chunks right after IHDR (the PNG spec puts iCCP before IDAT)."""
-    head = 8 + 4 + 4 + 13 + 4  # signature, IHDR length/type/data/crc
-    extra = b""
-    if icc:
-        extra += _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc))
-    if exif:
-        payload = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
-        extra += _png_chunk(b"eXIf", payload)
-    return png[:head] + extra + png[head:]
-
-
 def _encode_16bit(pixels: np.ndarray, suffix: str, icc: bytes | None, exif: bytes | None) -> bytes:
     import cv2
 
@@ -352,66 +325,10 @@ def _encode_16bit(pixels: np.ndarray, suffix: str, icc: bytes | None, exif: byte
         raise ValueError("OpenCV could not encode the 16-bit image")
     data = buf.tobytes()
     if suffix == ".png":
-        data = _add_png_metadata(data, icc, exif)
+        data = add_png_metadata(data, icc, exif)
     elif icc or exif:
-        data = _add_tiff_metadata(data, icc, exif)
+        data = add_tiff_metadata(data, icc, exif)
     return data
-
-
-# Tags that describe a TIFF's pixel layout: the encoder's, never copied from EXIF.
-_TIFF_LAYOUT_TAGS = frozenset(
-    {254, 255, 256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 338, 339}
-)
-_EXIF_IFD, _GPS_IFD, _INTEROP_IFD = 0x8769, 0x8825, 0xA005
-
-
-def _add_tiff_metadata(tiff: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
-    """Add an ICC profile and EXIF (its IFD0 tags, Exif and GPS sub-IFDs) to a TIFF that OpenCV encoded.
-
-    OpenCV's TIFF encoder cannot carry metadata, so the file is rebuilt with Pillow's own TIFF directory
-    writer: a header, one directory (the encoder's layout tags, then the metadata), then the encoder's
-    strips copied byte for byte (Pillow relocates StripOffsets to follow the directory)."""
-    import io as _io
-
-    from PIL import TiffImagePlugin, TiffTags
-
-    with Image.open(_io.BytesIO(tiff)) as im:
-        source = im.tag_v2
-        layout = {tag: source[tag] for tag in source}
-        types = dict(source.tagtype)
-    offsets, counts = layout.get(273), layout.get(279)
-    if offsets is None or counts is None:
-        raise ValueError("the 16-bit TIFF encoder wrote no strips; cannot add its metadata")
-    offsets = (offsets,) if isinstance(offsets, int) else tuple(offsets)
-    counts = (counts,) if isinstance(counts, int) else tuple(counts)
-    order = "<" if tiff[:2] == b"II" else ">"
-    head = tiff[:4] + struct.pack(order + "I", 8)
-    ifd = TiffImagePlugin.ImageFileDirectory_v2(ifh=head)
-    if exif:
-        parsed = Image.Exif()
-        parsed.load(exif)
-        for tag, value in parsed.items():
-            if tag in (_EXIF_IFD, _GPS_IFD):
-                sub = dict(parsed.get_ifd(tag))
-                if tag == _EXIF_IFD and _INTEROP_IFD in sub:
-                    sub[_INTEROP_IFD] = dict(parsed.get_ifd(_INTEROP_IFD))
-                if sub:
-                    ifd[tag] = sub
-                    ifd.tagtype[tag] = TiffTags.LONG
-            elif tag not in _TIFF_LAYOUT_TAGS:
-                ifd[tag] = value
-    for tag, value in layout.items():
-        ifd[tag] = value
-        ifd.tagtype[tag] = types[tag]
-    if icc:
-        ifd[34675] = icc
-        ifd.tagtype[34675] = TiffTags.UNDEFINED
-    strips = [tiff[o : o + c] for o, c in zip(offsets, counts, strict=True)]
-    starts = np.cumsum([0] + [len(s) for s in strips[:-1]]).tolist()
-    ifd[273] = tuple(int(s) for s in starts)
-    ifd[279] = counts
-    ifd.tagtype[273] = ifd.tagtype[279] = TiffTags.LONG
-    return head + ifd.tobytes(8) + b"".join(strips)
 
 
 def encode_image(
@@ -467,86 +384,6 @@ def encode_image(
     return buf.getvalue(), notes
 
 
-def new_file_mode() -> int:
-    """The mode an ordinary new file gets here (0o666 less the umask); temporary files are created 0o600."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _partial_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def remove_partial_files(path: str | Path) -> int:
-    """Remove the temporary files that writes of ``path`` left when they were killed (SIGKILL, power cut);
-    returns how many. Only ``.NAME.RANDOM.part`` files are touched, RANDOM without dots: never another
-    destination's (whose name, ending in its own suffix, would put a dot there)."""
-    path = Path(path)
-    pattern = re.compile(re.escape(_partial_prefix(path)) + r"[A-Za-z0-9_]+\.part")
-    removed = 0
-    try:
-        candidates = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)]
-    except OSError:
-        return 0
-    for leftover in candidates:
-        try:
-            leftover.unlink()
-            removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-def sha256_of(path: str | Path) -> str:
-    """The hex sha256 of a file's content, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, synced, renamed into place, the folder synced."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_partial_prefix(path), suffix=".part", dir=path.parent)
-    except OSError as exc:
-        raise ImageWriteError(path, f"cannot write here ({exc.strerror or exc})") from exc
-    try:
-        os.fchmod(fd, new_file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_folder(path.parent)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ImageWriteError(path, f"cannot write ({exc.strerror or exc})") from exc
-        raise
-
-
 def write_image(
     path: str | Path,
     pixels: np.ndarray,
@@ -576,7 +413,10 @@ def write_image(
         raise
     except Exception as exc:  # noqa: BLE001 - an encoder's error of any type: this file cannot be written
         raise ImageWriteError(path, f"cannot encode ({one_line(exc)})") from exc
-    atomic_write_bytes(path, data)
+    try:
+        atomic_write_bytes(path, data)
+    except FileWriteError as exc:
+        raise ImageWriteError(path, exc.reason) from exc
     return notes
 
 
@@ -617,64 +457,3 @@ def to_pixels(restored: np.ndarray, bit_depth: int) -> np.ndarray:
 def is_image_name(path: Path) -> bool:
     """Whether ``path`` has the suffix of an image this tool reads."""
     return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def natural_key(path: Path) -> list:
-    """Sort key putting ``2.png`` before ``10.png``."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
-def list_images(root: str | Path, recursive: bool = True, key=None) -> list[Path]:
-    """The image files in a folder (and its subfolders), hidden files left out, sorted (by ``key``); a file
-    is a list of itself."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
-    pattern = "**/*" if recursive else "*"
-    return sorted(
-        (p for p in root.glob(pattern) if p.is_file() and is_image_name(p) and not p.name.startswith(".")), key=key
-    )
-
-
-def pair_images(
-    source_dirs: list[Path], target_dir: Path, key=None
-) -> tuple[list[tuple[list[Path], Path]], list[tuple[Path, Path]]]:
-    """Each target image with its source(s) of the same name, one from each source folder: (pairs, and the
-    (target, missing source) of each target left out)."""
-    pairs, missing = [], []
-    for target in list_images(target_dir, recursive=False, key=key):
-        sources = [Path(d) / target.name for d in source_dirs]
-        absent = [s for s in sources if not s.is_file()]
-        if absent:
-            missing.append((target, absent[0]))
-        else:
-            pairs.append((sources, target))
-    return pairs, missing
-
-
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "IMAGE_EXTENSIONS",
-    "ImageReadError",
-    "ImageWriteError",
-    "LoadedImage",
-    "atomic_write_bytes",
-    "encode_image",
-    "fsync_folder",
-    "is_image_name",
-    "list_images",
-    "load_pixels",
-    "natural_key",
-    "one_line",
-    "output_suffix",
-    "pair_images",
-    "pixel_peak",
-    "read_image",
-    "remove_partial_files",
-    "sha256_of",
-    "to_pixels",
-    "to_unit",
-    "write_image",
-]

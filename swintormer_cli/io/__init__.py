@@ -1,0 +1,61 @@
+"""Images and files in and out, one concern a module: ``images`` (decoding, encoding, what a photo keeps),
+``metadata`` (ICC and EXIF for 16-bit outputs), ``files`` (atomic writes, hashes), ``folders`` (finding and pairing
+images). Everything is importable from here, as ``from swintormer_cli.io import read_image``."""
+
+from .files import (
+    FileWriteError,
+    atomic_write_bytes,
+    fsync_folder,
+    new_file_mode,
+    one_line,
+    remove_partial_files,
+    sha256_of,
+)
+from .folders import list_images, natural_key, pair_images
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    OUTPUT_FORMATS,
+    ImageReadError,
+    ImageWriteError,
+    LoadedImage,
+    encode_image,
+    is_image_name,
+    load_pixels,
+    max_pixels,
+    output_suffix,
+    pixel_peak,
+    read_image,
+    to_pixels,
+    to_unit,
+    write_image,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "OUTPUT_FORMATS",
+    "FileWriteError",
+    "ImageReadError",
+    "ImageWriteError",
+    "LoadedImage",
+    "atomic_write_bytes",
+    "encode_image",
+    "fsync_folder",
+    "is_image_name",
+    "list_images",
+    "load_pixels",
+    "max_pixels",
+    "natural_key",
+    "new_file_mode",
+    "one_line",
+    "output_suffix",
+    "pair_images",
+    "pixel_peak",
+    "read_image",
+    "remove_partial_files",
+    "sha256_of",
+    "to_pixels",
+    "to_unit",
+    "write_image",
+]
