@@ -94,21 +94,11 @@ def evaluate(
 ) -> None:
     """Score a model against ground truth; the blurry input's scores come first."""
     state.debug = state.debug or debug
-    from ..evaluation.datasets import dpdd_set, pairs_set
-    from ..evaluation.report import tables, write_csv, write_json
-    from ..evaluation.runner import LPIPSMetric, in_focus_region, model_record, sweep
+    from ..evaluation.runner import LPIPSMetric, in_focus_region, model_record
     from ..evaluation.runner import evaluate as run_eval
     from ..progress import Bars
 
-    if dataset not in ("dpdd", "pairs"):
-        raise usage_error(f"--dataset must be dpdd or pairs, got {dataset!r}")
-    if views not in ("single", "dual"):
-        raise usage_error(f"--views must be single or dual, got {views!r}")
-    try:
-        eval_set = dpdd_set(data_root, views) if dataset == "dpdd" else pairs_set(data_root)
-    except (FileNotFoundError, ValueError) as exc:
-        raise failure(str(exc)) from exc
-
+    eval_set = _eval_set(dataset, views, data_root)
     flags = ModelFlags(model=model, weights=weights, device=device, precision=precision, memory_budget=memory_budget)
     base = inference_settings(
         sampler=sampler,
@@ -130,31 +120,13 @@ def evaluate(
         raise usage_error("--score-in-focus needs a blur estimator, and this model has none")
     if bundle.model.config.in_views != eval_set.views:
         raise usage_error(f"the model takes {bundle.model.config.in_views} view(s) but the data has {eval_set.views}")
-    windows = parse_list(window, int) or [None]
-    shifts = parse_list(shift, int) or [None]
-    blends = parse_list(blend)
-    model_args = dict(
-        min_window=bundle.model.config.min_window,
-        model=bundle.inference_defaults,
-    )
-    try:
-        default_steps = base.resolve(**model_args).prior_steps
-        steps = (parse_list(prior_steps, int) or [default_steps]) if bundle.prior is not None else [None]
-        settings, skipped = sweep(windows, shifts, blends, steps, base, **model_args)
-    except ValueError as exc:
-        raise setting_error(exc) from exc
-    for s in skipped:
-        if not quiet:
-            err.print(f"sweep: left out {s}")
-    if not settings:
-        raise usage_error("no valid window/shift combination to run")
+    settings = _sweep(bundle, base, window, shift, blend, prior_steps, quiet)
 
     def build(setting):
         return make_pipeline(flags, setting.applied_to(base), bundle, resolved.name)
 
     first = build(settings[0])
     err.print(describe(first, resolved.origin))
-    lpips_metric = LPIPSMetric(lpips)
     try:
         with Bars("{task.description}", console=err, enabled=not quiet and err.is_terminal, transient=True) as bars:
             task = bars.add("evaluating", total=len(eval_set.items) * len(settings))
@@ -167,7 +139,7 @@ def evaluate(
                 lambda s: first if s == settings[0] else build(s),
                 settings,
                 gain_compensate=gain_compensate,
-                lpips_metric=lpips_metric,
+                lpips_metric=LPIPSMetric(lpips),
                 save_images=save_images,
                 on_image=tick,
                 model_info=model_record(resolved, bundle, first),
@@ -177,6 +149,46 @@ def evaluate(
     except (ValueError, MemoryError) as exc:
         show_traceback(exc)
         raise failure(str(exc)) from exc
+    _write(report, eval_set, json_path, csv_path, report_dir, save_images)
+
+
+def _eval_set(dataset: str, views: str, data_root: Path):
+    from ..evaluation.datasets import dpdd_set, pairs_set
+
+    if dataset not in ("dpdd", "pairs"):
+        raise usage_error(f"--dataset must be dpdd or pairs, got {dataset!r}")
+    if views not in ("single", "dual"):
+        raise usage_error(f"--views must be single or dual, got {views!r}")
+    try:
+        return dpdd_set(data_root, views) if dataset == "dpdd" else pairs_set(data_root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise failure(str(exc)) from exc
+
+
+def _sweep(bundle, base, window, shift, blend, prior_steps, quiet: bool) -> list:
+    """The settings to run: the grid of the comma lists, each checked; combinations with shift > window left out."""
+    from ..evaluation.runner import sweep
+
+    model_args = dict(min_window=bundle.model.config.min_window, model=bundle.inference_defaults)
+    try:
+        default_steps = base.resolve(**model_args).prior_steps
+        steps = (parse_list(prior_steps, int) or [default_steps]) if bundle.prior is not None else [None]
+        windows, shifts = parse_list(window, int) or [None], parse_list(shift, int) or [None]
+        settings, skipped = sweep(windows, shifts, parse_list(blend), steps, base, **model_args)
+    except ValueError as exc:
+        raise setting_error(exc) from exc
+    for s in skipped:
+        if not quiet:
+            err.print(f"sweep: left out {s}")
+    if not settings:
+        raise usage_error("no valid window/shift combination to run")
+    return settings
+
+
+def _write(report, eval_set, json_path: Path | None, csv_path: Path | None, report_dir: Path | None, images) -> None:
+    """The tables on screen, the notes, and the files asked for."""
+    from ..evaluation.report import tables, write_csv, write_json
+
     for table in tables(report):
         out.print(table)
     for note in report.notes:
@@ -188,7 +200,7 @@ def evaluate(
     if report_dir is not None:
         from ..evaluation.report_page import write_report_page
 
-        page = write_report_page(report, eval_set, report_dir, save_images)
+        page = write_report_page(report, eval_set, report_dir, images)
         err.print(f"report: {escape(str(page))}")
 
 

@@ -8,6 +8,7 @@ quantisation, as Restormer's DPDD test script does.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import platform
 import time
@@ -235,6 +236,29 @@ def _input_view(sources: list[np.ndarray]) -> np.ndarray:
     return sources[0] if len(sources) == 1 else (sources[0] + sources[1]) / 2
 
 
+class _Pairs:
+    """The set's (sources, target) pixels by item index, checked for size; kept in memory only for a sweep, which
+    reads each image once per setting."""
+
+    def __init__(self, eval_set: EvalSet, keep: bool):
+        self.eval_set, self.keep = eval_set, keep
+        self.cache: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}
+
+    def __call__(self, i: int) -> tuple[list[np.ndarray], np.ndarray]:
+        if i in self.cache:
+            return self.cache[i]
+        item, bits = self.eval_set.items[i], self.eval_set.bits
+        pair = ([load_pixels(p, bits) for p in item.sources], load_pixels(item.target, bits))
+        if item.sources and pair[0][0].shape != pair[1].shape:
+            raise ValueError(
+                f"{item.sources[0]} is {pair[0][0].shape[1]}x{pair[0][0].shape[0]} but its target "
+                f"{item.target} is {pair[1].shape[1]}x{pair[1].shape[0]}"
+            )
+        if self.keep:
+            self.cache[i] = pair
+        return pair
+
+
 def evaluate(
     eval_set: EvalSet,
     make_pipeline: Callable[[Setting], object] | None,
@@ -258,69 +282,16 @@ def evaluate(
     groups = {"all": list(range(len(eval_set.items)))}
     if eval_set.scenes:
         groups.update(eval_set.scenes)
-    cache: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}
-    keep = len(settings) > 1
-    masks: dict[int, np.ndarray | None] = {}
-
-    def load(i: int):
-        if i in cache:
-            return cache[i]
-        item = eval_set.items[i]
-        pair = ([load_pixels(p, eval_set.bits) for p in item.sources], load_pixels(item.target, eval_set.bits))
-        if item.sources and pair[0][0].shape != pair[1].shape:
-            raise ValueError(
-                f"{item.sources[0]} is {pair[0][0].shape[1]}x{pair[0][0].shape[0]} but its target "
-                f"{item.target} is {pair[1].shape[1]}x{pair[1].shape[0]}"
-            )
-        if keep:
-            cache[i] = pair
-        return pair
-
-    input_row = Row("input (blurry)", "input")
+    pairs = _Pairs(eval_set, keep=len(settings) > 1)
+    metric = functools.partial(score, lpips_metric=lpips_metric, gain_compensate=gain_compensate)
+    input_row, ref_rows, masks = _score_inputs_and_references(eval_set, pairs, metric, region)
     model_rows = [Row(f"model: {s.label}", "model", asdict(s)) for s in settings] if make_pipeline else []
-    ref_rows = {name: Row(f"reference: {name}", "reference") for name in eval_set.references}
-    pipelines = {}
-    total = len(eval_set.items) * max(1, len(model_rows))
-    done = 0
-    for i, item in enumerate(eval_set.items):
-        sources, target = load(i)
-        mask = masks[i] = region(sources[0]) if region is not None else None
-        extra = {} if mask is None else {"scored_fraction": float(mask.mean())}
-        input_row.images.append(
-            {"name": item.name, **score(_input_view(sources), target, lpips_metric, gain_compensate, mask), **extra}
-        )
-        for name, folder in eval_set.references.items():
-            ref = load_pixels(folder / item.target.name, eval_set.bits)
-            scores = score(ref, target, lpips_metric, gain_compensate, mask)
-            ref_rows[name].images.append({"name": item.name, **scores})
+    progress = _Progress(len(eval_set.items) * max(1, len(model_rows)), on_image)
     for row, setting in zip(model_rows, settings, strict=True):
-        if setting not in pipelines:
-            pipelines = {setting: make_pipeline(setting)}
-        pipe = pipelines[setting]
-        for i, item in enumerate(eval_set.items):
-            sources, target = load(i)
-            start = time.perf_counter()
-            prior_map = prior_maps(i) if prior_maps is not None else None
-            restored = pipe(np.concatenate(sources, axis=2), prior_map=prior_map)
-            row.seconds += time.perf_counter() - start
-            scores = score(restored, target, lpips_metric, gain_compensate, masks[i])
-            row.images.append({"name": item.name, **scores})
-            if save_images is not None:
-                folder = save_images / setting.slug if len(settings) > 1 else save_images
-                write_image(folder / f"{item.name}.png", to_pixels(restored, eval_set.bits))
-            done += 1
-            if on_image is not None:
-                on_image(item.name, done, total)
-    rows = [input_row, *model_rows, *ref_rows.values()]
-    for row in rows:
-        row.summarise(groups)
-    base = input_row.averages["all"]
-    for row in rows[1:]:
-        row.gain = {
-            m: row.averages["all"][m] - base[m]
-            for m in ("psnr", "ssim", "gc_psnr")
-            if row.averages["all"].get(m) is not None and base.get(m) is not None
-        }
+        folder = None if save_images is None else save_images / setting.slug if len(settings) > 1 else save_images
+        _score_setting(row, make_pipeline(setting), eval_set, pairs, metric, masks, prior_maps, folder, progress)
+    rows = [input_row, *model_rows, *ref_rows]
+    _summarise(rows, groups)
     notes = [eval_set.note] if eval_set.note else []
     if region is not None:
         share = np.mean([float(m.mean()) for m in masks.values()]) if masks else 0.0
@@ -339,3 +310,58 @@ def evaluate(
     if region is not None:
         run["region"] = region_note
     return EvalReport(dataset, model_info or {}, run, rows, notes)
+
+
+def _score_inputs_and_references(eval_set: EvalSet, pairs: _Pairs, metric, region):
+    """The input's row, the references' rows, and each image's scored region (None: all of it)."""
+    input_row = Row("input (blurry)", "input")
+    ref_rows = {name: Row(f"reference: {name}", "reference") for name in eval_set.references}
+    masks: dict[int, np.ndarray | None] = {}
+    for i, item in enumerate(eval_set.items):
+        sources, target = pairs(i)
+        mask = masks[i] = region(sources[0]) if region is not None else None
+        extra = {} if mask is None else {"scored_fraction": float(mask.mean())}
+        input_row.images.append({"name": item.name, **metric(_input_view(sources), target, mask=mask), **extra})
+        for name, folder in eval_set.references.items():
+            ref = load_pixels(folder / item.target.name, eval_set.bits)
+            ref_rows[name].images.append({"name": item.name, **metric(ref, target, mask=mask)})
+    return input_row, list(ref_rows.values()), masks
+
+
+class _Progress:
+    """Counts the images restored over all settings, for ``on_image(name, done, total)``."""
+
+    def __init__(self, total: int, on_image):
+        self.total, self.on_image, self.done = total, on_image, 0
+
+    def __call__(self, name: str) -> None:
+        self.done += 1
+        if self.on_image is not None:
+            self.on_image(name, self.done, self.total)
+
+
+def _score_setting(row: Row, pipe, eval_set, pairs, metric, masks, prior_maps, folder, progress) -> None:
+    """Restore every image with one setting's pipeline, scoring it (and writing it into ``folder``)."""
+    for i, item in enumerate(eval_set.items):
+        sources, target = pairs(i)
+        start = time.perf_counter()
+        prior_map = prior_maps(i) if prior_maps is not None else None
+        restored = pipe(np.concatenate(sources, axis=2), prior_map=prior_map)
+        row.seconds += time.perf_counter() - start
+        row.images.append({"name": item.name, **metric(restored, target, mask=masks[i])})
+        if folder is not None:
+            write_image(folder / f"{item.name}.png", to_pixels(restored, eval_set.bits))
+        progress(item.name)
+
+
+def _summarise(rows: list[Row], groups: dict[str, list[int]]) -> None:
+    """Each row's averages per group, and its gain over the input's (the first row)."""
+    for row in rows:
+        row.summarise(groups)
+    base = rows[0].averages["all"]
+    for row in rows[1:]:
+        row.gain = {
+            m: row.averages["all"][m] - base[m]
+            for m in ("psnr", "ssim", "gc_psnr")
+            if row.averages["all"].get(m) is not None and base.get(m) is not None
+        }
