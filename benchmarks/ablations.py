@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import cpu_name, save_results  # noqa: E402
 from swintormer_cli.training.config import load_config  # noqa: E402
 from swintormer_cli.weights import sha256_of  # noqa: E402
 
@@ -34,13 +35,6 @@ SETS = {
     "kodak": ("kodak24-defocus", []),
     "real": ("real-defocus-dev", ["--gain-compensate"]),
 }
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def run(cmd: list[str], log: Path) -> None:
@@ -136,9 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                 failed += 1
     machine = f"{cpu_name()}, {platform.machine()}"
     doc = {"machine": machine, "results": results}
-    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
     text = table(results, machine)
-    args.out.with_suffix(".md").write_text(text)
+    save_results(args.out, text, doc)
     print(text)
     return 1 if failed else 0
 

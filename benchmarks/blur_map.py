@@ -11,7 +11,6 @@ Writes OUT.json and OUT.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,8 +21,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.ablations import cpu_name  # noqa: E402
 from benchmarks.blur_size import DATA, KERNELS, blur, load  # noqa: E402
+from benchmarks.harness import cpu_name, save_results  # noqa: E402
 from swintormer_cli.inference.scales import blur_map  # noqa: E402
 from swintormer_cli.io import list_images  # noqa: E402
 from swintormer_cli.models.blur_estimator import load_estimator  # noqa: E402
@@ -73,8 +72,7 @@ def main() -> None:
         f"| {r['kernel']} | {r['radius']:g} | {r['median']:.2f} | {r['mae']:.2f} | {100 * r['within']:.0f} % |"
         for r in rows
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
     record = {
         "command": "python benchmarks/blur_map.py " + " ".join(sys.argv[1:]),
         "cpu": cpu_name(),
@@ -85,7 +83,7 @@ def main() -> None:
         "rows": rows,
         "seconds": time.perf_counter() - started,
     }
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    save_results(args.out, text, record)
     print("\n".join(lines))
 
 

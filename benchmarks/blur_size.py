@@ -18,7 +18,6 @@ needs matplotlib: ``pip install matplotlib``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.ablations import cpu_name  # noqa: E402
+from benchmarks.harness import cpu_name, save_results  # noqa: E402
 from swintormer_cli.data.degradation import linear_to_srgb, srgb_to_linear  # noqa: E402
 from swintormer_cli.data.psf import PSFShape, fft_convolve, kernel_size, render_psf  # noqa: E402
 from swintormer_cli.evaluation.metrics import gain_compensated_psnr, psnr  # noqa: E402
@@ -220,8 +219,7 @@ def main() -> None:
         "rows": rows,
         "seconds": time.perf_counter() - started,
     }
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(rows, labels))
+    save_results(args.out, markdown(rows, labels), record)
     if any(r["radius"] is not None for r in rows):
         plot(rows, labels, args.out.with_suffix(".png"))
     print(markdown(rows, labels))

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.ablations import cpu_name  # noqa: E402
+from benchmarks.harness import cpu_name, save_results  # noqa: E402
 
 
 def model_flags(model: str) -> list[str]:
@@ -96,11 +96,7 @@ def main() -> None:
         + table(rows)
         + "\n"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(
-        json.dumps({**machine, "size": args.size, "best": rows, "runs": runs}, indent=2) + "\n"
-    )
-    args.out.with_suffix(".md").write_text(text)
+    save_results(args.out, text, {**machine, "size": args.size, "best": rows, "runs": runs})
     print(text)
 
 

@@ -12,7 +12,6 @@ each. The page shows previews of at most 640 px, loaded as they scroll into view
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.ablations import cpu_name  # noqa: E402
+from benchmarks.harness import cpu_name, save_results  # noqa: E402
 from swintormer_cli.inference.compare_page import CompareEntry, write_compare_page  # noqa: E402
 
 
@@ -88,10 +87,9 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(text)
+
     record = {"cpu": cpu_name(), "files": args.files, "seconds": times, "html_bytes": size, "write_s": written}
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    save_results(args.out, text, record)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ time of the blur map alone. Writes OUT.json and OUT.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.ablations import cpu_name  # noqa: E402
 from benchmarks.blur_size import DATA, blur, load  # noqa: E402
+from benchmarks.harness import cpu_name, save_results  # noqa: E402
 from swintormer_cli.inference import DeblurPipeline  # noqa: E402
 from swintormer_cli.inference.memory import PeakMeter  # noqa: E402
 from swintormer_cli.io import list_images  # noqa: E402
@@ -126,9 +125,7 @@ def main() -> None:
         "rows": rows,
         "runs": {label: [s for s, _ in results] for label, results in runs.items()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    save_results(args.out, "\n".join(lines) + "\n", record)
     print("\n".join(lines))
 
 

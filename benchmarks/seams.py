@@ -15,7 +15,6 @@ pass, in 8-bit levels: what tiling changes. Writes OUT.json and OUT.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import save_results  # noqa: E402
 from swintormer_cli.inference import DeblurPipeline  # noqa: E402
 from swintormer_cli.io import list_images, read_image, to_unit  # noqa: E402
 
@@ -116,9 +116,7 @@ def main() -> None:
             f"{max(i['vs_whole_max'] for i in r['images']):.0f} |"
         )
     text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(text)
+    save_results(args.out, text, {"results": results})
     print(text)
 
 

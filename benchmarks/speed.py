@@ -483,7 +483,7 @@ def make_inputs(folder: Path, sizes: dict[str, tuple[int, int]]) -> dict[str, Pa
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--baseline", default=DEFAULT_BASELINE, help=f"git ref to compare with (default {DEFAULT_BASELINE})"
@@ -512,7 +512,91 @@ def main(argv: list[str] | None = None) -> int:
     args.data = args.data.resolve()
     if not args.skip_train and args.train_config is None:
         args.train_config = default_recipe()
+    return args
 
+
+DEBLUR_COLUMNS = [
+    ("deblur s", "deblur_s", "time"),
+    ("MP/s", "mps", "rate"),
+    ("command wall s", "wall_s", "time"),
+    ("network GMAC/s", "gmacs_per_s", "rate"),
+    ("network + prior GMAC/s", "gmacs_per_s_with_prior", "rate"),
+    ("% of fp32 peak", "pct_fp32", "rate"),
+    ("% of bf16 peak", "pct_bf16", "rate"),
+    ("peak RSS MiB", "maxrss_mib", "size"),
+]
+
+
+def plan_items(args, bench: Bench, images: dict, sizes: dict) -> list[Item]:
+    """What is timed in each tree: the photo deblurs, the example from command to file, training steps/s."""
+    items: list[Item] = []
+    if not args.skip_deblur:
+        for label, size in sizes.items():
+            name = f"deblur {label} ({size[0]}x{size[1]})"
+            run = lambda tree, image=images[label], size=size: bench.deblur(tree, image, size)  # noqa: E731
+            items.append(Item(f"deblur {label}", name, "deblur_s", True, run, DEBLUR_COLUMNS))
+        columns = [("wall s", "wall_s", "time"), ("peak RSS MiB", "maxrss_mib", "size")]
+        items.append(Item("example", f"one photo, command to file ({EXAMPLE})", "wall_s", True, bench.example, columns))
+    if not args.skip_train:
+        for processes in (1,) if args.quick else (1, 2):
+            columns = [("steps/s", "steps_per_s", "rate"), ("peak RSS MiB", "maxrss_mib", "size")]
+            items.append(
+                Item(
+                    f"train {processes}p",
+                    f"train {processes} process{'es' if processes > 1 else ''}",
+                    "steps_per_s",
+                    False,
+                    lambda tree, p=processes: bench.train(tree, p),
+                    columns,
+                )
+            )
+    return items
+
+
+def machine_line(machine: dict, peak: dict, args, baseline_commit: str, current: str, dirty: str) -> str:
+    flags = " ".join(f for f, present in machine["flags"].items() if present) or "none of " + " ".join(CPU_FLAGS)
+    peak_text = (
+        f"matmul {peak['size']}: fp32 {fmt(peak['fp32_gflops'])}, bf16 {fmt(peak['bf16_gflops'])} GFLOP/s"
+        if "fp32_gflops" in peak
+        else f"matmul peak failed: {peak.get('error', '?')}"
+    )
+    return (
+        f"Machine: {machine['model']}, {machine['cores']} cores ({flags}); torch {peak.get('torch', '?')}, "
+        f"{peak.get('threads', '?')} threads; {peak_text}. Baseline {args.baseline} ({baseline_commit[:10]}), "
+        f"current {current[:10]}{' + uncommitted changes' if dirty else ''}"
+        f"{'; QUICK smoke run' if args.quick else ''}; best of {args.repeats}."
+    )
+
+
+def payload(args, machine, peak, trees, dirty, sizes, bench: Bench, results, report) -> dict:
+    """Everything the JSON file records: the command, machine, trees, settings, probes and results."""
+    return {
+        "command": [sys.executable, *sys.argv],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "machine": machine,
+        "peak": peak,
+        "trees": {
+            t.label: {"root": str(t.root), "commit": t.commit, "ref": args.baseline if t.label == "baseline" else None}
+            for t in trees
+        },
+        "current_dirty_files": dirty.splitlines(),
+        "settings": {
+            "quick": args.quick,
+            "repeats": args.repeats,
+            "sizes": sizes,
+            "train_steps": 6 if args.quick else args.train_steps,
+            "train_config": {"baseline": str(BASELINE_TRAIN_CONFIG), "current": str(args.train_config or "")},
+            "two_process_batch": TWO_PROC_BATCH,
+            "data": str(args.data),
+        },
+        "probes": bench.probes,
+        "results": results,
+        "table": report,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     machine = cpu_info()
     tag = cpu_tag(machine["model"])
     out = args.out or REPO / "benchmarks" / "results" / f"speed-{tag}{'-quick' if args.quick else ''}.json"
@@ -541,100 +625,16 @@ def main(argv: list[str] | None = None) -> int:
         except Failed as exc:
             bench.peak = {"error": exc.args[0]}
         images = {} if args.skip_deblur else make_inputs(work, sizes)
-
-        items: list[Item] = []
-        for label, size in sizes.items():
-            if args.skip_deblur:
-                break
-            items.append(
-                Item(
-                    f"deblur {label}",
-                    f"deblur {label} ({size[0]}x{size[1]})",
-                    "deblur_s",
-                    True,
-                    lambda tree, image=images[label], size=size: bench.deblur(tree, image, size),
-                    [
-                        ("deblur s", "deblur_s", "time"),
-                        ("MP/s", "mps", "rate"),
-                        ("command wall s", "wall_s", "time"),
-                        ("network GMAC/s", "gmacs_per_s", "rate"),
-                        ("network + prior GMAC/s", "gmacs_per_s_with_prior", "rate"),
-                        ("% of fp32 peak", "pct_fp32", "rate"),
-                        ("% of bf16 peak", "pct_bf16", "rate"),
-                        ("peak RSS MiB", "maxrss_mib", "size"),
-                    ],
-                )
-            )
-        if not args.skip_deblur:
-            items.append(
-                Item(
-                    "example",
-                    f"one photo, command to file ({EXAMPLE})",
-                    "wall_s",
-                    True,
-                    bench.example,
-                    [("wall s", "wall_s", "time"), ("peak RSS MiB", "maxrss_mib", "size")],
-                )
-            )
-        if not args.skip_train:
-            for processes in (1,) if args.quick else (1, 2):
-                items.append(
-                    Item(
-                        f"train {processes}p",
-                        f"train {processes} process{'es' if processes > 1 else ''}",
-                        "steps_per_s",
-                        False,
-                        lambda tree, p=processes: bench.train(tree, p),
-                        [("steps/s", "steps_per_s", "rate"), ("peak RSS MiB", "maxrss_mib", "size")],
-                    )
-                )
+        items = plan_items(args, bench, images, sizes)
         results = run_items(items, trees, args.repeats)
-
         peak = bench.peak or {}
-        flags = " ".join(f for f, present in machine["flags"].items() if present) or "none of " + " ".join(CPU_FLAGS)
-        peak_text = (
-            f"matmul {peak['size']}: fp32 {fmt(peak['fp32_gflops'])}, bf16 {fmt(peak['bf16_gflops'])} GFLOP/s"
-            if "fp32_gflops" in peak
-            else f"matmul peak failed: {peak.get('error', '?')}"
-        )
-        machine_line = (
-            f"Machine: {machine['model']}, {machine['cores']} cores ({flags}); torch {peak.get('torch', '?')}, "
-            f"{peak.get('threads', '?')} threads; {peak_text}. Baseline {args.baseline} ({baseline_commit[:10]}), "
-            f"current {trees[1].commit[:10]}{' + uncommitted changes' if dirty else ''}"
-            f"{'; QUICK smoke run' if args.quick else ''}; best of {args.repeats}."
-        )
-        report = table(results, items, bench.probes, machine_line)
+        line = machine_line(machine, peak, args, baseline_commit, trees[1].commit, dirty)
+        report = table(results, items, bench.probes, line)
         print()
         print(report, end="")
-        payload = {
-            "command": [sys.executable, *sys.argv],
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-            "machine": machine,
-            "peak": peak,
-            "trees": {
-                t.label: {
-                    "root": str(t.root),
-                    "commit": t.commit,
-                    "ref": args.baseline if t.label == "baseline" else None,
-                }
-                for t in trees
-            },
-            "current_dirty_files": dirty.splitlines(),
-            "settings": {
-                "quick": args.quick,
-                "repeats": args.repeats,
-                "sizes": sizes,
-                "train_steps": 6 if args.quick else args.train_steps,
-                "train_config": {"baseline": str(BASELINE_TRAIN_CONFIG), "current": str(args.train_config or "")},
-                "two_process_batch": TWO_PROC_BATCH,
-                "data": str(args.data),
-            },
-            "probes": bench.probes,
-            "results": results,
-            "table": report,
-        }
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(payload, indent=1) + "\n")
+        record = payload(args, machine, peak, trees, dirty, sizes, bench, results, report)
+        out.write_text(json.dumps(record, indent=1) + "\n")
         out.with_suffix(".md").write_text(report)
         print(f"\nwrote {out} and {out.with_suffix('.md')}")
         failed = any(not r["best"][t.label].get("ok", False) for r in results.values() for t in trees)

@@ -12,7 +12,6 @@ strength 0.5 | full. Writes OUT.json and OUT.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.ablations import cpu_name  # noqa: E402
 from benchmarks.blur_size import DATA, blur, load  # noqa: E402
+from benchmarks.harness import cpu_name, save_results  # noqa: E402
 from swintormer_cli.evaluation.metrics import psnr  # noqa: E402
 from swintormer_cli.inference import DeblurPipeline  # noqa: E402
 from swintormer_cli.inference.strength import apply_strength  # noqa: E402
@@ -90,10 +89,9 @@ def main() -> None:
             )
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(text)
+
     record = {"images": [p.name for p in paths], "cpu": cpu_name(), "seconds": seconds, "psnr": table}
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    save_results(args.out, text, record)
     if args.image and crop is not None:
         gap = np.full((crop[0].shape[0], 6, 3), 255, dtype=np.uint8)
         row = np.concatenate([x for panel in crop for x in (panel, gap)][:-1], axis=1)

@@ -17,34 +17,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 started = time.perf_counter()
 import torch  # noqa: E402
 
 torch_seconds = time.perf_counter() - started
 started = time.perf_counter()
+from benchmarks.harness import cpu_name  # noqa: E402
 from swintormer_cli.inference import DeblurPipeline  # noqa: E402  (imports diffusers through the prior)
 from swintormer_cli.io import encode_image, read_image  # noqa: E402
 from swintormer_cli.models.attention import GatedFeedForward, LayerNorm2d, MixedAttention  # noqa: E402
 
 package_seconds = time.perf_counter() - started
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class PartClock:
