@@ -20,7 +20,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from swintormer_cli.blur_maps import colourise, preview  # noqa: E402
+from benchmarks.harness import save_sheet  # noqa: E402
+from swintormer_cli.blur_maps import colourise  # noqa: E402
 from swintormer_cli.inference.scales import blur_map  # noqa: E402
 from swintormer_cli.io import list_images, read_image, to_unit  # noqa: E402
 from swintormer_cli.models.blur_estimator import load_estimator  # noqa: E402
@@ -62,12 +63,8 @@ def main() -> None:
         rows.append(np.full_like(rows[0], 255))
     lines = [rows[i : i + args.columns] for i in range(0, len(rows), args.columns)]
     sheet = np.concatenate([np.concatenate([x for r in line for x in (r, gap)][:-1], axis=1) for line in lines], axis=0)
-    # The scale bar once, under the sheet: the preview of a ramp, cut to its bar.
-    ramp = preview(np.zeros((1, sheet.shape[1]), dtype=np.float32))[1:]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    out = Image.fromarray(np.concatenate([sheet, ramp], axis=0))
-    out.save(args.out, **({"quality": 88} if args.out.suffix.lower() in (".jpg", ".jpeg") else {"optimize": True}))
-    print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0] + ramp.shape[0]})")
+    save_sheet(args.out, sheet)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,21 @@ def save_results(out: Path, markdown: str, record: dict) -> None:
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
 
 
+def save_sheet(path: Path, sheet) -> None:
+    """A picture for the docs (HxWx3 uint8) with the blur maps' scale bar under it; JPEG (quality 88) or PNG by
+    the suffix."""
+    import numpy as np
+    from PIL import Image
+
+    from swintormer_cli.blur_maps import preview
+
+    bar = preview(np.zeros((1, sheet.shape[1]), dtype=np.float32))[1:]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = Image.fromarray(np.concatenate([sheet, bar], axis=0))
+    out.save(path, **({"quality": 88} if path.suffix.lower() in (".jpg", ".jpeg") else {"optimize": True}))
+
+
 def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
     """(median seconds, every run's seconds) of ``repeats`` calls of ``fn``."""
     times = []

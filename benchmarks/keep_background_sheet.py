@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import save_sheet  # noqa: E402
 from swintormer_cli.blur_maps import preview  # noqa: E402
 from swintormer_cli.inference import DeblurPipeline  # noqa: E402
 from swintormer_cli.inference.strength import restore_weight  # noqa: E402
@@ -85,10 +86,7 @@ def main() -> None:
     for i, p in enumerate(panels):
         r, c = divmod(i, 2)
         sheet[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = p[:h, :w]
-    bar = preview(np.zeros((1, sheet.shape[1]), dtype=np.float32))[1:]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    out = Image.fromarray(np.concatenate([sheet, bar], axis=0))
-    out.save(args.out, **({"quality": 88} if args.out.suffix.lower() in (".jpg", ".jpeg") else {"optimize": True}))
+    save_sheet(args.out, sheet)
     print(f"wrote {args.out}")
 
 

@@ -154,6 +154,17 @@ def parse_number(flag: str, text: str | None, what: str) -> float | None:
         raise usage_error(f"{flag} must be {what}, got {text!r}") from None
 
 
+def scale_and_strength(scale: str | None, max_scale: float | None, strength: str | None, keep: str | None) -> dict:
+    """The ``InferenceSettings`` fields of ``--scale``, ``--max-scale``, ``--strength`` and ``--keep-background-blur``
+    (``deblur`` and ``eval`` share them), each read or a one-line usage error."""
+    return dict(
+        scale=parse_scale(scale),
+        max_scale=max_scale,
+        strength=parse_number("--strength", strength, "a number from 0 to 1"),
+        keep_background_blur=parse_number("--keep-background-blur", keep, "a radius in pixels"),
+    )
+
+
 def set_option():
     """``--set key=value`` over a training config (``train``, ``preview``)."""
     return typer.Option([], "--set", help="Override a setting: --set optim.lr=1e-4 (repeatable).")

@@ -26,12 +26,11 @@ from .common import (
     max_scale_option,
     memory_budget_option,
     model_option,
-    parse_number,
-    parse_scale,
     precision_option,
     prior_steps_option,
     quiet_option,
     sampler_option,
+    scale_and_strength,
     scale_option,
     seed_option,
     shift_option,
@@ -119,10 +118,7 @@ def deblur(
             eta=eta,
             seed=seed,
             workers=workers,
-            scale=parse_scale(scale),
-            max_scale=max_scale,
-            strength=parse_number("--strength", strength, "a number from 0 to 1"),
-            keep_background_blur=parse_number("--keep-background-blur", keep_background_blur, "a radius in pixels"),
+            **scale_and_strength(scale, max_scale, strength, keep_background_blur),
         )
         resolved, bundle = load_bundle(flags)
         _check_model_flags(bundle, save_blur_map, right, len(plan.jobs))

@@ -28,10 +28,10 @@ from .common import (
     out,
     parse_list,
     parse_number,
-    parse_scale,
     precision_option,
     quiet_option,
     sampler_option,
+    scale_and_strength,
     scale_option,
     seed_option,
     setting_error,
@@ -105,10 +105,7 @@ def evaluate(
         eta=eta,
         seed=seed,
         workers=workers,
-        scale=parse_scale(scale),
-        max_scale=max_scale,
-        strength=parse_number("--strength", strength, "a number from 0 to 1"),
-        keep_background_blur=parse_number("--keep-background-blur", keep_background_blur, "a radius in pixels"),
+        **scale_and_strength(scale, max_scale, strength, keep_background_blur),
     )
     in_focus = parse_number("--score-in-focus", score_in_focus, "a radius in pixels")
     if in_focus is not None and not in_focus > 0:
