@@ -116,10 +116,10 @@ def test_deblur_compare_page_in_a_browser(tmp_path, model_file):
     (src / "broken.png").write_bytes(b"not a png")
     page = tmp_path / "page ü.html"
     args = ["deblur", str(src), "-o", str(tmp_path / "out"), "--weights", str(model_file), "--window", "32"]
-    result = CliRunner().invoke(app, [*args, "--compare", str(page)])
+    result = CliRunner().invoke(app, [*args, "--compare", str(page), "--save-blur-map"])
     assert result.exit_code == 1  # one file failed; the others and the page are written
     dom = check_in_browser(page, tmp_path, 96 * 128)
-    assert dom.count('class="compare"') == len(NAMES)
+    assert dom.count('class="compare"') == len(NAMES) and dom.count("blur map</figcaption>") == len(NAMES)
     assert "broken.png: not an image" in dom and "&lt;b&gt;.png" in dom
     assert len(list((tmp_path / "page ü_files" / "in").glob("*.jpg"))) == len(NAMES)
 

@@ -2,8 +2,9 @@
 
 The previews go to ``PAGE_files/`` beside the page (``in/N.jpg``, ``out/N.jpg``, N the file's place in the
 batch, so two inputs of the same name in different folders do not collide); each links to the full input and
-output. Files that failed are listed with their reason instead of a broken picture; skipped ones (their output
-existed) are shown with that output. Built with ``swintormer_cli/pages.py``.
+output; with ``--save-blur-map``, each map's preview is shown beside its output. Files that failed are listed
+with their reason instead of a broken picture; skipped ones (their output existed) are shown with that output.
+Built with ``swintormer_cli/pages.py``.
 """
 
 from __future__ import annotations
@@ -59,12 +60,27 @@ def write_compare_page(page: str | Path, entries: list[CompareEntry], settings: 
         slider = pages.compare(
             pages.Picture(before, entry.source, "input"), pages.Picture(after, entry.output, "output"), folder
         )
+        blur_map = _blur_map_figure(entry, files / "map" / f"{index}.jpg", folder)
         view.add(
             f'<div class="item"><h3>{pages.text(entry.source)} &rarr; {pages.text(entry.output)}</h3>'
-            f"<p>{pages.text(when)}</p>{slider}</div>"
+            f'<p>{pages.text(when)}</p><div class="row">{slider}{blur_map}</div></div>'
         )
     problems = [f"{e.message or e.source}" for e in failed] + unshown
     if problems:
         listed = "".join(f'<li class="failed">{pages.text(p)}</li>' for p in problems)
         view.add(f"<h2>Failed</h2><ul>{listed}</ul>")
     return view.write(page)
+
+
+def _blur_map_figure(entry: CompareEntry, preview_path: Path, folder: Path) -> str:
+    """The blur map's preview written beside the output (``--save-blur-map``), as a figure; '' when there is none."""
+    from ..blur_maps import map_paths
+
+    levels, coloured = map_paths(entry.output)
+    if not coloured.is_file():
+        return ""
+    try:
+        preview = pages.write_preview(read_image(coloured, keep_alpha=False).pixels, preview_path)
+    except Exception:  # noqa: BLE001 - a map that cannot be shown is left out; the comparison stays
+        return ""
+    return pages.figure(pages.Picture(preview, levels if levels.is_file() else coloured, "blur map"), folder)
