@@ -156,3 +156,35 @@ def test_a_mixed_batch_keeps_its_order_and_shapes():
     out = Degradation(DegradationConfig(disk_fraction=0.5))(sharp, torch.Generator().manual_seed(0))
     assert out.blurry.shape == sharp.shape and torch.equal(out.sharp, sharp.clamp(0, 1))
     assert out.psfs.shape[:2] == (6, 3) and torch.allclose(out.psfs.sum(dim=(-2, -1)), torch.ones(6, 3), atol=1e-5)
+
+
+def test_an_elliptical_psf_is_narrower_along_its_angle():
+    def spread(kernel):
+        size = kernel.shape[-1]
+        t = torch.arange(size, dtype=torch.float32) - size // 2
+        ys, xs = torch.meshgrid(t, t, indexing="ij")
+        return float((kernel * xs * xs).sum()), float((kernel * ys * ys).sum())
+
+    disk = PSFShape.disk(3)
+    disk.aspect = torch.tensor([1.0, 0.5, 0.5])
+    disk.aspect_angle = torch.tensor([0.0, 0.0, math.pi / 2])
+    kernels = render_psf(torch.full((3,), 8.0), disk, size=21, supersample=4)
+    assert torch.allclose(kernels.sum(dim=(-2, -1)), torch.ones(3), atol=1e-5)
+    (rx, ry), (ex, ey), (fx, fy) = (spread(k) for k in kernels)
+    assert rx == pytest.approx(ry, rel=0.02)  # aspect 1: round
+    assert ex / ey == pytest.approx(0.25, rel=0.1)  # half as wide along x: a quarter of the variance
+    assert fy / fx == pytest.approx(0.25, rel=0.1) and fx == pytest.approx(ey, rel=0.02)  # turned by 90 degrees
+    # Without an aspect the kernels are the ones from before, exactly.
+    assert torch.equal(render_psf(torch.full((1,), 8.0), PSFShape.disk(1), 21, 4)[0], kernels[0])
+
+
+def test_elliptical_kernels_are_drawn_only_when_asked():
+    sharp = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    plain = Degradation(DegradationConfig(max_radius=(3.0, 4.0)))(sharp, torch.Generator().manual_seed(2))
+    off = Degradation(DegradationConfig(max_radius=(3.0, 4.0), aspect_probability=0.0))
+    assert torch.equal(off(sharp, torch.Generator().manual_seed(2)).blurry, plain.blurry)
+    squeezed = Degradation(DegradationConfig(max_radius=(3.0, 4.0), aspect_probability=1.0, aspect=(0.5, 0.5)))
+    out = squeezed(sharp, torch.Generator().manual_seed(2))
+    assert not torch.equal(out.blurry, plain.blurry) and torch.isfinite(out.blurry).all()
+    with pytest.raises(ValueError, match="aspect"):
+        DegradationConfig(aspect=(0.0, 1.0))

@@ -64,6 +64,10 @@ class DegradationConfig(DictConfig):
     cats_eye: Range = (0.0, 0.5)
     chromatic: Range = (0.0, 0.06)
     gaussian: Range = (0.0, 0.8)
+    aspect_probability: float = 0.0
+    """Share of ``lens`` kernels squeezed into an ellipse along a random direction (0: all round, as before)."""
+    aspect: Range = (0.5, 1.0)
+    """Width over height of those ellipses."""
     supersample: int = 4
     # -- sensor and camera ---------------------------------------------------------------------------
     read_noise: Range = (0.0005, 0.008)
@@ -93,6 +97,7 @@ class DegradationConfig(DictConfig):
             "cats_eye",
             "chromatic",
             "gaussian",
+            "aspect",
             "read_noise",
             "shot_noise",
             "tone_gamma",
@@ -110,6 +115,8 @@ class DegradationConfig(DictConfig):
             )
         if self.levels < 2:
             raise ValueError("levels must be at least 2")
+        if not 0.0 < self.aspect[0] <= self.aspect[1] <= 1.0 or not 0.0 <= self.aspect_probability <= 1.0:
+            raise ValueError(f"aspect must lie in (0, 1] and its probability in [0, 1], got {self.aspect}")
         if not 0.0 <= self.disk_fraction <= 1.0:
             raise ValueError(f"disk_fraction must be in [0, 1], got {self.disk_fraction}")
 
@@ -318,7 +325,7 @@ class Degradation:
         blades = torch.randint(lo, hi + 1, (n,), generator=g, device=g.device).float()
         blades = torch.where(_bernoulli(n, cfg.polygon_probability, g), blades, torch.zeros_like(blades))
         cats = torch.where(_bernoulli(n, cfg.cats_eye_probability, g), _uniform(n, cfg.cats_eye, g), 0.0)
-        return PSFShape(
+        shape = PSFShape(
             blades=blades,
             rotation=_uniform(n, (0.0, 2 * math.pi), g),
             softness=_uniform(n, cfg.softness, g),
@@ -327,6 +334,11 @@ class Degradation:
             cats_eye_angle=_uniform(n, (0.0, 2 * math.pi), g),
             gaussian=_uniform(n, cfg.gaussian, g),
         )
+        if cfg.aspect_probability > 0:  # drawn only when asked, so every other recipe keeps its exact batches
+            aspect = _uniform(n, cfg.aspect, g)
+            shape.aspect = torch.where(_bernoulli(n, cfg.aspect_probability, g), aspect, torch.ones_like(aspect))
+            shape.aspect_angle = _uniform(n, (0.0, math.pi), g)
+        return shape
 
     def _lens(self, linear, depth, kinds, shape, g, foreground, fg_radius_out):
         cfg = self.config
@@ -358,7 +370,7 @@ class Degradation:
         idx = layered.nonzero().flatten()
         mask = foreground_mask(len(idx), h, w, cfg, g)
         fg_radius = (fg_coc * k)[idx].flatten()
-        sub = PSFShape(*(getattr(shape, f)[idx] for f in shape.__dataclass_fields__))
+        sub = shape.map(lambda v: v[idx])
         kernels = self._kernels(fg_radius[:, None], sub, chroma[idx])  # (m, 1, C, S, S)
         fg = fft_convolve(linear[idx] * mask, kernels)[:, 0]
         alpha = fft_convolve(mask.expand(-1, 3, -1, -1), kernels)[:, 0]

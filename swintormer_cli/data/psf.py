@@ -4,7 +4,9 @@ A PSF is the image of the lens aperture, scaled by the circle of confusion: a di
 aperture blades), with a soft or hard edge, clipped by a second circle towards the corners of the frame
 (cat's-eye vignetting), brighter or darker towards its rim (spherical aberration, whose sign flips between
 front and back focus), with a slightly different size per colour channel (longitudinal chromatic
-aberration) and a touch of Gaussian blur (lens softness, sensor). Every kernel sums to one.
+aberration) and a touch of Gaussian blur (lens softness, sensor), optionally squeezed into an ellipse along any
+direction (``aspect``: an anamorphic lens, a resized photo, the squeezed copy of DPDD that ``dpdd-dev`` is).
+Every kernel sums to one.
 
 Kernels are rendered with ``supersample`` x ``supersample`` coverage samples per pixel (anti-aliasing).
 """
@@ -34,14 +36,22 @@ class PSFShape:
     cats_eye_angle: torch.Tensor
     gaussian: torch.Tensor
     """Sigma of an extra Gaussian blur, pixels."""
+    aspect: torch.Tensor | None = None
+    """Width over height of an elliptical kernel (1: round; 0.5: half as wide), the width along ``aspect_angle``;
+    None: all round."""
+    aspect_angle: torch.Tensor | None = None
 
     @classmethod
     def disk(cls, n: int, device=None) -> PSFShape:
         z = torch.zeros(n, device=device)
         return cls(z, z, z, z, z, z, z)
 
+    def map(self, fn) -> PSFShape:
+        """The same shapes with ``fn`` applied to every per-kernel tensor (indexing, repeating)."""
+        return PSFShape(*(None if (v := getattr(self, f)) is None else fn(v) for f in self.__dataclass_fields__))
+
     def repeat(self, times: int) -> PSFShape:
-        return PSFShape(*(getattr(self, f).repeat_interleave(times) for f in self.__dataclass_fields__))
+        return self.map(lambda v: v.repeat_interleave(times))
 
 
 def kernel_size(max_radius: float, gaussian: float = 0.0) -> int:
@@ -55,8 +65,18 @@ def render_psf(radius: torch.Tensor, shape: PSFShape, size: int, supersample: in
     # Coverage sample positions, in pixels from the kernel centre.
     steps = (torch.arange(size * ss, device=device, dtype=torch.float32) + 0.5) / ss - size / 2
     v, u = torch.meshgrid(steps, steps, indexing="ij")
-    rho = torch.sqrt(u * u + v * v)[None]  # (1, S, S)
-    phi = torch.atan2(v, u)[None]
+    u, v = u[None], v[None]  # (1, S, S)
+    if shape.aspect is not None:
+        # An ellipse: the aperture drawn in coordinates stretched by 1 / aspect along the angle's direction.
+        angle = shape.aspect_angle[:, None, None]
+        along = (u * torch.cos(angle) + v * torch.sin(angle)) / shape.aspect.clamp(min=0.05)[:, None, None]
+        across = -u * torch.sin(angle) + v * torch.cos(angle)
+        u, v = (
+            along * torch.cos(angle) - across * torch.sin(angle),
+            along * torch.sin(angle) + across * torch.cos(angle),
+        )
+    rho = torch.sqrt(u * u + v * v)
+    phi = torch.atan2(v, u)
     r = radius.abs().clamp(min=0)[:, None, None]
     side = torch.where(radius < 0, -1.0, 1.0)[:, None, None]
 
@@ -75,7 +95,7 @@ def render_psf(radius: torch.Tensor, shape: PSFShape, size: int, supersample: in
     offset = shape.cats_eye[:, None, None] * r
     ox = offset * torch.cos(shape.cats_eye_angle)[:, None, None]
     oy = offset * torch.sin(shape.cats_eye_angle)[:, None, None]
-    rho2 = torch.sqrt((u[None] - ox) ** 2 + (v[None] - oy) ** 2)
+    rho2 = torch.sqrt((u - ox) ** 2 + (v - oy) ** 2)
     inside = torch.minimum(inside, ((r - rho2) / width + 0.5).clamp(0, 1))
 
     # Spherical aberration: brightness varies with the normalised radius, with opposite sign either side
