@@ -384,7 +384,8 @@ def test_every_committed_config_loads(path):
 
             source = Path(cfg.init_from)
             if (ROOT / source).is_file() and not source.is_relative_to("runs"):
-                init_from_file(model, prior, ROOT / source)  # a committed model file
+                # a committed model file, loaded as the trainer does (an export relearns its target encoder)
+                init_from_file(model, prior, ROOT / source, relearn_target_encoder=cfg.has_stage("encoder"))
             else:  # or the output of another committed config: a chain that re-trains from scratch
                 outputs = {
                     Path(load_config(other).output_dir)
