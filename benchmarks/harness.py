@@ -1,16 +1,15 @@
-"""What every benchmark shares: the machine it ran on, its results as Markdown and JSON, a median timing.
+"""What every benchmark shares: the machine it ran on, its results as Markdown and JSON, the docs' picture sheets.
 
 A benchmark prints its Markdown table and writes ``OUT.md`` (the table) and ``OUT.json`` (everything measured,
-with the CPU and the date) with ``save_results``; ``median_time`` repeats a call and keeps every time.
+with the CPU and the date) with ``save_results``.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -52,13 +51,3 @@ def save_sheet(path: Path, sheet) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     out = Image.fromarray(np.concatenate([sheet, bar], axis=0))
     out.save(path, **({"quality": 88} if path.suffix.lower() in (".jpg", ".jpeg") else {"optimize": True}))
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
-    """(median seconds, every run's seconds) of ``repeats`` calls of ``fn``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times

@@ -14,14 +14,9 @@ from pathlib import Path
 
 from .. import pages
 from .datasets import EvalSet, load_pixels
-from .runner import EvalReport
+from .runner import EvalReport, image_folder
 
 INDEX = "index.html"
-
-
-def output_folder(outputs: Path, slug: str, settings: int) -> Path:
-    """Where ``evaluate(save_images=outputs)`` wrote a setting's images."""
-    return outputs / slug if settings > 1 else outputs
 
 
 def _gain_metric(report: EvalReport) -> str:
@@ -65,7 +60,7 @@ def write_report_page(report: EvalReport, eval_set: EvalSet, folder: Path, outpu
         gains = [r.gain.get(metric, 0.0) for r in model_rows]
         page.add(pages.bar_chart(labels, gains, f"mean gain per setting ({_metric_name(metric)})"))
     for index, row in enumerate(model_rows):
-        out_dir = output_folder(outputs, _slug(row.setting), len(model_rows))
+        out_dir = image_folder(outputs, _slug(row.setting), len(model_rows))
         page.add(_setting_section(report, eval_set, row, index, out_dir, pictures, folder, metric))
     if pictures.failed:
         listed = "".join(f'<li class="failed">{pages.text(f)}</li>' for f in pictures.failed)

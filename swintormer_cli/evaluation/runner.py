@@ -236,6 +236,11 @@ def _input_view(sources: list[np.ndarray]) -> np.ndarray:
     return sources[0] if len(sources) == 1 else (sources[0] + sources[1]) / 2
 
 
+def image_folder(save_images: Path, slug: str, settings: int) -> Path:
+    """Where ``evaluate(save_images=...)`` writes a setting's images: a folder of its own when a sweep has several."""
+    return save_images / slug if settings > 1 else save_images
+
+
 class _Pairs:
     """The set's (sources, target) pixels by item index, checked for size; kept in memory only for a sweep, which
     reads each image once per setting."""
@@ -288,7 +293,7 @@ def evaluate(
     model_rows = [Row(f"model: {s.label}", "model", asdict(s)) for s in settings] if make_pipeline else []
     progress = _Progress(len(eval_set.items) * max(1, len(model_rows)), on_image)
     for row, setting in zip(model_rows, settings, strict=True):
-        folder = None if save_images is None else save_images / setting.slug if len(settings) > 1 else save_images
+        folder = None if save_images is None else image_folder(save_images, setting.slug, len(settings))
         _score_setting(row, make_pipeline(setting), eval_set, pairs, metric, masks, prior_maps, folder, progress)
     rows = [input_row, *model_rows, *ref_rows]
     _summarise(rows, groups)

@@ -227,11 +227,8 @@ class DeblurPipeline:
             return source.clone()
         if radius is None and self._needs_map(image):
             radius = self.blur_map(image)
-        keep = None
-        if s.keep_background_blur is not None:
-            if radius is None:
-                raise ValueError("keeping the background blur needs a blur map: this pipeline has no blur estimator")
-            keep = restore_weight(radius, s.keep_background_blur)
+        # __init__ refuses a kept background without an estimator, so the map is there when it is asked for.
+        keep = restore_weight(radius, s.keep_background_blur) if s.keep_background_blur is not None else None
         restored = self._restore_scales(image, self.scales_for(image, radius), progress, prior_map, keep)
         if s.strength == 1 and keep is None:
             return restored
