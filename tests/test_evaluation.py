@@ -233,6 +233,33 @@ def test_eval_scores_the_in_focus_region_with_a_kept_background(tmp_path, model_
         assert bad.exit_code == 2 and message in bad.output, bad.output
 
 
+def test_eval_makes_each_images_blur_map_once_for_every_setting(tmp_path, model_file, monkeypatch):
+    """--score-in-focus's map of an image is the one its restores use, for each setting of a sweep."""
+    import swintormer_cli.inference.pipeline as pipeline_module
+
+    made = []
+    real = pipeline_module.blur_map
+
+    def counted(estimator, image, **kwargs):
+        made.append(tuple(image.shape))
+        return real(estimator, image, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "blur_map", counted)
+    root = tmp_path / "pairs"
+    for name, (h, w) in {"a": (72, 80), "b": (80, 72)}.items():
+        sharp = gradient_image(h, w)
+        _write(root / "target" / f"{name}.png", sharp)
+        _write(root / "source" / f"{name}.png", (sharp * 0.9).astype(np.uint8))
+    report = tmp_path / "r.json"
+    args = ["eval", "--data-root", str(root), "--weights", str(model_file), "--no-lpips", "--json", str(report)]
+    result = CliRunner().invoke(app, [*args, "--window", "48,64", "--score-in-focus", "4", "--max-scale", "2"])
+    assert result.exit_code == 0, result.output
+    assert made == [(3, 72, 80), (3, 80, 72)]
+    rows = json.loads(report.read_text())["rows"]
+    assert [r["kind"] for r in rows].count("model") == 2
+    assert all(len(r["images"]) == 2 for r in rows)
+
+
 def test_eval_quiet_and_bad_settings_name_their_flag(tmp_path, model_file):
     root = tmp_path / "pairs"
     sharp = gradient_image(40, 48)

@@ -94,7 +94,7 @@ def evaluate(
 ) -> None:
     """Score a model against ground truth; the blurry input's scores come first."""
     state.debug = state.debug or debug
-    from ..evaluation.runner import LPIPSMetric, in_focus_region, model_record
+    from ..evaluation.runner import InFocus, LPIPSMetric, model_record
     from ..evaluation.runner import evaluate as run_eval
     from ..progress import Bars
 
@@ -140,8 +140,7 @@ def evaluate(
                 save_images=save_images,
                 on_image=tick,
                 model_info=model_record(resolved, bundle, first),
-                region=in_focus_region(first, in_focus) if in_focus is not None else None,
-                region_note=f"the pixels whose estimated blur is at most {in_focus:g} px" if in_focus else "",
+                in_focus=InFocus(first, in_focus) if in_focus is not None else None,
             )
     except (ValueError, MemoryError) as exc:
         show_traceback(exc)

@@ -220,15 +220,23 @@ def versions() -> dict:
     }
 
 
-def in_focus_region(pipeline, largest_radius: float) -> Callable[[np.ndarray], np.ndarray]:
-    """The pixels whose blur, in ``pipeline``'s map of the blurry input, is at most ``largest_radius`` px."""
-    import torch
+@dataclass(frozen=True)
+class InFocus:
+    """Score only the pixels whose blur, in ``pipeline``'s map of the blurry input, is at most ``largest_radius``
+    px. Each image's map is made once: it chooses the scored pixels and is handed to every setting's restore."""
 
-    def region(source: np.ndarray) -> np.ndarray:
+    pipeline: object
+    largest_radius: float
+
+    @property
+    def note(self) -> str:
+        return f"the pixels whose estimated blur is at most {self.largest_radius:g} px"
+
+    def blur_map(self, source: np.ndarray):
+        import torch
+
         image = torch.from_numpy(np.ascontiguousarray(source[..., :3], dtype=np.float32)).permute(2, 0, 1)
-        return (pipeline.blur_map(image) <= largest_radius).numpy()
-
-    return region
+        return self.pipeline.blur_map(image)
 
 
 def _input_view(sources: list[np.ndarray]) -> np.ndarray:
@@ -241,27 +249,16 @@ def image_folder(save_images: Path, slug: str, settings: int) -> Path:
     return save_images / slug if settings > 1 else save_images
 
 
-class _Pairs:
-    """The set's (sources, target) pixels by item index, checked for size; kept in memory only for a sweep, which
-    reads each image once per setting."""
-
-    def __init__(self, eval_set: EvalSet, keep: bool):
-        self.eval_set, self.keep = eval_set, keep
-        self.cache: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}
-
-    def __call__(self, i: int) -> tuple[list[np.ndarray], np.ndarray]:
-        if i in self.cache:
-            return self.cache[i]
-        item, bits = self.eval_set.items[i], self.eval_set.bits
-        pair = ([load_pixels(p, bits) for p in item.sources], load_pixels(item.target, bits))
-        if item.sources and pair[0][0].shape != pair[1].shape:
-            raise ValueError(
-                f"{item.sources[0]} is {pair[0][0].shape[1]}x{pair[0][0].shape[0]} but its target "
-                f"{item.target} is {pair[1].shape[1]}x{pair[1].shape[0]}"
-            )
-        if self.keep:
-            self.cache[i] = pair
-        return pair
+def _read_pair(eval_set: EvalSet, i: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Item ``i``'s (sources, target) pixels, checked for size."""
+    item, bits = eval_set.items[i], eval_set.bits
+    sources, target = [load_pixels(p, bits) for p in item.sources], load_pixels(item.target, bits)
+    if sources and sources[0].shape != target.shape:
+        raise ValueError(
+            f"{item.sources[0]} is {sources[0].shape[1]}x{sources[0].shape[0]} but its target "
+            f"{item.target} is {target.shape[1]}x{target.shape[0]}"
+        )
+    return sources, target
 
 
 def evaluate(
@@ -275,33 +272,56 @@ def evaluate(
     on_image: Callable[[str, int, int], None] | None = None,
     model_info: dict | None = None,
     prior_maps: Callable[[int], object] | None = None,
-    region: Callable[[np.ndarray], np.ndarray] | None = None,
-    region_note: str = "",
+    in_focus: InFocus | None = None,
 ) -> EvalReport:
     """Score the input, every setting, and the references, image by image.
 
-    ``prior_maps``: item index -> its whole-image prior map, made beforehand (training validates with the maps it
-    cached); by default each pipeline makes its own. ``region``: the blurry input (HxWx3) -> the pixels to score
-    (HxW bool), the same for every row of an image (e.g. the in-focus region: ``in_focus_region``);
-    ``region_note`` says what it is in the report."""
+    Each image is read once and restored by every setting in turn (a sweep's pipelines are made on first use and
+    kept), so memory holds one image whatever the set's size. ``prior_maps``: item index -> its whole-image prior
+    map, made beforehand (training validates with the maps it cached); by default each pipeline makes its own.
+    ``in_focus``: score only the in-focus pixels of each image (``InFocus``)."""
     groups = {"all": list(range(len(eval_set.items)))}
     if eval_set.scenes:
         groups.update(eval_set.scenes)
-    pairs = _Pairs(eval_set, keep=len(settings) > 1)
     metric = functools.partial(score, lpips_metric=lpips_metric, gain_compensate=gain_compensate)
-    input_row, ref_rows, masks = _score_inputs_and_references(eval_set, pairs, metric, region)
+    input_row = Row("input (blurry)", "input")
+    ref_rows = {name: Row(f"reference: {name}", "reference") for name in eval_set.references}
     model_rows = [Row(f"model: {s.label}", "model", asdict(s)) for s in settings] if make_pipeline else []
+    pipelines: dict[int, object] = {}
+    folders = [None if save_images is None else image_folder(save_images, s.slug, len(settings)) for s in settings]
     progress = _Progress(len(eval_set.items) * max(1, len(model_rows)), on_image)
-    for row, setting in zip(model_rows, settings, strict=True):
-        folder = None if save_images is None else image_folder(save_images, setting.slug, len(settings))
-        _score_setting(row, make_pipeline(setting), eval_set, pairs, metric, masks, prior_maps, folder, progress)
-    rows = [input_row, *model_rows, *ref_rows]
+    shares = []
+    for i, item in enumerate(eval_set.items):
+        sources, target = _read_pair(eval_set, i)
+        radius = in_focus.blur_map(sources[0]) if in_focus is not None else None
+        mask = None if radius is None else (radius <= in_focus.largest_radius).numpy()
+        extra = {} if mask is None else {"scored_fraction": float(mask.mean())}
+        shares += [] if mask is None else [float(mask.mean())]
+        input_row.images.append({"name": item.name, **metric(_input_view(sources), target, mask=mask), **extra})
+        for name, folder in eval_set.references.items():
+            ref = load_pixels(folder / item.target.name, eval_set.bits)
+            ref_rows[name].images.append({"name": item.name, **metric(ref, target, mask=mask)})
+        for k, (row, setting) in enumerate(zip(model_rows, settings, strict=True)):
+            if k not in pipelines:
+                pipelines[k] = make_pipeline(setting)
+            pipe = pipelines[k]
+            # The map is the estimator's: a pipeline with another estimator makes its own.
+            shared = radius if in_focus is not None and pipe.estimator is in_focus.pipeline.estimator else None
+            start = time.perf_counter()
+            prior_map = prior_maps(i) if prior_maps is not None else None
+            restored = pipe(np.concatenate(sources, axis=2), prior_map=prior_map, radius=shared)
+            row.seconds += time.perf_counter() - start
+            row.images.append({"name": item.name, **metric(restored, target, mask=mask)})
+            if folders[k] is not None:
+                write_image(folders[k] / f"{item.name}.png", to_pixels(restored, eval_set.bits))
+            progress(item.name)
+    rows = [input_row, *model_rows, *ref_rows.values()]
     _summarise(rows, groups)
     notes = [eval_set.note] if eval_set.note else []
-    if region is not None:
-        share = np.mean([float(m.mean()) for m in masks.values()]) if masks else 0.0
-        notes.append(f"scored only {region_note or 'a region of each image'}: {100 * share:.1f} % of the pixels")
-    if lpips_metric is not None and not lpips_metric.available and region is None:
+    if in_focus is not None:
+        share = np.mean(shares) if shares else 0.0
+        notes.append(f"scored only {in_focus.note}: {100 * share:.1f} % of the pixels")
+    if lpips_metric is not None and not lpips_metric.available and in_focus is None:
         notes.append(lpips_metric.reason)
     dataset = {
         "name": eval_set.name,
@@ -312,25 +332,9 @@ def evaluate(
         "scene_groups": sorted(groups),
     }
     run = {"versions": versions(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gain_compensate": gain_compensate}
-    if region is not None:
-        run["region"] = region_note
+    if in_focus is not None:
+        run["region"] = in_focus.note
     return EvalReport(dataset, model_info or {}, run, rows, notes)
-
-
-def _score_inputs_and_references(eval_set: EvalSet, pairs: _Pairs, metric, region):
-    """The input's row, the references' rows, and each image's scored region (None: all of it)."""
-    input_row = Row("input (blurry)", "input")
-    ref_rows = {name: Row(f"reference: {name}", "reference") for name in eval_set.references}
-    masks: dict[int, np.ndarray | None] = {}
-    for i, item in enumerate(eval_set.items):
-        sources, target = pairs(i)
-        mask = masks[i] = region(sources[0]) if region is not None else None
-        extra = {} if mask is None else {"scored_fraction": float(mask.mean())}
-        input_row.images.append({"name": item.name, **metric(_input_view(sources), target, mask=mask), **extra})
-        for name, folder in eval_set.references.items():
-            ref = load_pixels(folder / item.target.name, eval_set.bits)
-            ref_rows[name].images.append({"name": item.name, **metric(ref, target, mask=mask)})
-    return input_row, list(ref_rows.values()), masks
 
 
 class _Progress:
@@ -343,20 +347,6 @@ class _Progress:
         self.done += 1
         if self.on_image is not None:
             self.on_image(name, self.done, self.total)
-
-
-def _score_setting(row: Row, pipe, eval_set, pairs, metric, masks, prior_maps, folder, progress) -> None:
-    """Restore every image with one setting's pipeline, scoring it (and writing it into ``folder``)."""
-    for i, item in enumerate(eval_set.items):
-        sources, target = pairs(i)
-        start = time.perf_counter()
-        prior_map = prior_maps(i) if prior_maps is not None else None
-        restored = pipe(np.concatenate(sources, axis=2), prior_map=prior_map)
-        row.seconds += time.perf_counter() - start
-        row.images.append({"name": item.name, **metric(restored, target, mask=masks[i])})
-        if folder is not None:
-            write_image(folder / f"{item.name}.png", to_pixels(restored, eval_set.bits))
-        progress(item.name)
 
 
 def _summarise(rows: list[Row], groups: dict[str, list[int]]) -> None:
