@@ -129,3 +129,31 @@ def test_compare_must_name_an_html_page(tmp_path, model_file):
     args = ["deblur", str(tmp_path / "a.png"), "--weights", str(model_file), "--compare", str(tmp_path / "p.png")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "--compare names the page to write" in result.output
+
+
+def test_compare_previews_come_from_memory_for_files_deblurred_now(tmp_path, model_file, monkeypatch):
+    """Only a skipped file (its output existed) is read back to make its previews; the others were made in memory."""
+    from swintormer_cli.inference import compare_page
+
+    read = []
+    real = compare_page.read_image
+    monkeypatch.setattr(compare_page, "read_image", lambda path, **kw: read.append(Path(path).name) or real(path, **kw))
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(gradient_image(40, 48, seed=i)).save(src / f"{i}.png")
+    out.mkdir()
+    Image.fromarray(gradient_image(40, 48, seed=9)).save(out / "2.png")  # already there: skipped
+    page = tmp_path / "p.html"
+    args = ["deblur", str(src), "-o", str(out), "--weights", str(model_file), "--window", "32", "--compare", str(page)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(read) == ["2.png", "2.png"]  # the skipped file's input and output
+    html = page.read_text()
+    assert html.count('class="compare"') == 3
+    previews = sorted(p.name for p in (tmp_path / "p_files" / "out").glob("*.jpg"))
+    assert previews == ["0.jpg", "1.jpg", "2.jpg"]
+    # The in-memory preview of a deblurred file is the one its written output gives.
+    shown = np.asarray(Image.open(tmp_path / "p_files" / "out" / "0.jpg"), dtype=float)
+    from_file = pages.write_preview(np.asarray(Image.open(out / "0.png").convert("RGB")), tmp_path / "check.jpg")
+    assert np.abs(shown - np.asarray(Image.open(from_file), dtype=float)).max() <= 2

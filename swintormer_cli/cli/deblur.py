@@ -135,11 +135,13 @@ def deblur(
     options = dict(
         overwrite=overwrite, quality=quality, strip_metadata=strip_metadata, right=right, save_blur_map=save_blur_map
     )
-    batch = _Batch(plan)
-    started = time.perf_counter()
-    _run(pipe, jobs, options, batch, quiet)
+    page = None
     if compare is not None:
         page = compare.with_name(compare.stem + f".rank{dist.rank}" + compare.suffix) if dist.enabled else compare
+    batch = _Batch(plan, page)
+    started = time.perf_counter()
+    _run(pipe, jobs, options, batch, quiet)
+    if page is not None:
         _write_compare(page, batch, setup)
     seconds = time.perf_counter() - started
     counts = batch.counts
@@ -187,21 +189,43 @@ def _check_model_flags(bundle, save_blur_map: bool, right: Path | None, files: i
 
 
 class _Batch:
-    """What a batch has done so far: counts by outcome, megapixels, and each file's entry for --compare."""
+    """What a batch has done so far: counts by outcome, megapixels, and each file's entry for --compare (``page``),
+    with the previews of each file deblurred made from the images in memory."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, page: Path | None = None):
         from ..inference.compare_page import CompareEntry
 
         self.counts = {"done": 0, "skipped": 0, "failed": len(plan.problems)}
         self.megapixels = 0.0
         self.entries = [CompareEntry(p.path, p.path, "failed", str(p)) for p in plan.problems]
+        self.page = page
+        self._previews = None
+
+    def preview_hook(self):
+        """``deblur_file``'s ``on_written`` for the next file: its previews for the page (None without a page)."""
+        from ..inference.compare_page import write_previews
+
+        if self.page is None:
+            return None
+        index = len(self.entries)
+
+        def write(source, output) -> None:
+            try:
+                self._previews = write_previews(self.page, index, source, output)
+            except Exception:  # noqa: BLE001 - the page reads the files back instead, and says if it cannot
+                self._previews = None
+
+        return write
 
     def add(self, job, outcome) -> None:
         from ..inference.compare_page import CompareEntry
 
         self.counts[outcome.status] += 1
         self.megapixels += outcome.megapixels
-        self.entries.append(CompareEntry(job.source, job.output, outcome.status, outcome.message, outcome.seconds))
+        self.entries.append(
+            CompareEntry(job.source, job.output, outcome.status, outcome.message, outcome.seconds, self._previews)
+        )
+        self._previews = None
 
 
 def _run(pipe, jobs: list, options: dict, batch: _Batch, quiet: bool) -> None:
@@ -218,7 +242,7 @@ def _run(pipe, jobs: list, options: dict, batch: _Batch, quiet: bool) -> None:
             def tile_progress(done: int, total: int, tiles=tiles) -> None:
                 bars.update(tiles, completed=done, total=total)
 
-            outcome = deblur_file(pipe, job, tile_progress=tile_progress, **options)
+            outcome = deblur_file(pipe, job, tile_progress=tile_progress, on_written=batch.preview_hook(), **options)
             batch.add(job, outcome)
             bars.remove(tiles)
             bars.advance(files)

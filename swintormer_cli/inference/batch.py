@@ -242,6 +242,7 @@ def deblur_file(
     tile_progress: Callable[[int, int], None] | None = None,
     right: Path | None = None,
     save_blur_map: bool = False,
+    on_written: Callable[[np.ndarray, np.ndarray], None] | None = None,
 ) -> Outcome:
     """Read, restore and atomically write one image; any error (but an interrupt) becomes a ``failed`` outcome
     whose message is one line naming the file.
@@ -249,7 +250,8 @@ def deblur_file(
     ``right``: for a dual-pixel model, the right view's file, or a folder holding it under the input's name (the
     input is the left view); the output takes the left view's depth and metadata. ``save_blur_map``: also write the
     pipeline's blur map of the input beside the output (``blur_maps.write_blur_map``), before it, so an output
-    that exists always has its map."""
+    that exists always has its map. ``on_written(input, output)``: called with both images (HxWx3 floats in [0, 1])
+    once the output is written, e.g. to make previews without reading the files back; its errors are its own."""
     start = time.perf_counter()
     notes: list[str] = []
     try:
@@ -288,4 +290,6 @@ def deblur_file(
             reason = f"{type(exc).__name__}: {one_line(exc)}"
         return Outcome(job, "failed", f"{job.source}: {reason}", error=exc)
     seconds = time.perf_counter() - start
+    if on_written is not None:
+        on_written(pixels[..., :3], np.asarray(restored))
     return Outcome(job, "done", "", seconds, image.width * image.height / 1e6, notes)

@@ -2,8 +2,10 @@
 
 The previews go to ``PAGE_files/`` beside the page (``in/N.jpg``, ``out/N.jpg``, N the file's place in the
 batch, so two inputs of the same name in different folders do not collide); each links to the full input and
-output; with ``--save-blur-map``, each map's preview is shown beside its output. Files that failed are listed
-with their reason instead of a broken picture; skipped ones (their output existed) are shown with that output.
+output; with ``--save-blur-map``, each map's preview is shown beside its output. A file deblurred in this run gets
+its previews from the images in memory once its output is written (``write_previews``: no file is read back);
+a skipped one's (its output existed) are read from its files when the page is written. Files that failed are
+listed with their reason instead of a broken picture.
 Built with ``swintormer_cli/pages.py``.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .. import pages
 from ..io import read_image
@@ -24,6 +28,8 @@ class CompareEntry:
     """``done``, ``skipped`` or ``failed`` (as ``batch.Outcome``)."""
     message: str = ""
     seconds: float = 0.0
+    previews: tuple[Path, Path] | None = None
+    """Its input's and output's previews, when already written (``write_previews``)."""
 
 
 def files_folder(page: Path) -> Path:
@@ -31,11 +37,22 @@ def files_folder(page: Path) -> Path:
     return page.with_name(page.stem + "_files")
 
 
+def preview_paths(page: Path, index: int) -> tuple[Path, Path]:
+    """Where the batch's ``index``-th file's input and output previews go."""
+    files = files_folder(Path(page))
+    return files / "in" / f"{index}.jpg", files / "out" / f"{index}.jpg"
+
+
+def write_previews(page: str | Path, index: int, source: np.ndarray, output: np.ndarray) -> tuple[Path, Path]:
+    """The previews of the batch's ``index``-th file from its pixels (HxWx3), for ``CompareEntry.previews``."""
+    before, after = preview_paths(Path(page), index)
+    return pages.write_preview(source, before), pages.write_preview(output, after)
+
+
 def write_compare_page(page: str | Path, entries: list[CompareEntry], settings: str) -> Path:
     """Write the page for a batch's ``entries``; ``settings`` is the run's set-up line."""
     page = Path(page)
     folder, files = page.parent, files_folder(page)
-    done = [e for e in entries if e.status != "failed"]
     failed = [e for e in entries if e.status == "failed"]
     view = pages.Page(f"swintormer deblur: {len(entries)} file{'s' if len(entries) != 1 else ''}")
     seconds = sum(e.seconds for e in entries if e.status == "done")
@@ -45,13 +62,15 @@ def write_compare_page(page: str | Path, entries: list[CompareEntry], settings: 
     )
     view.add(f'<div class="settings">{pages.text(settings)}\n{pages.text(summary)}</div>')
     unshown = []
-    for index, entry in enumerate(done):
+    for index, entry in enumerate(entries):
+        if entry.status == "failed":
+            continue
         try:
-            before = pages.write_preview(
-                read_image(entry.source, keep_alpha=False).pixels, files / "in" / f"{index}.jpg"
-            )
-            after = pages.write_preview(
-                read_image(entry.output, keep_alpha=False).pixels, files / "out" / f"{index}.jpg"
+            before, after = entry.previews or write_previews(
+                page,
+                index,
+                read_image(entry.source, keep_alpha=False).pixels,
+                read_image(entry.output, keep_alpha=False).pixels,
             )
         except Exception as exc:  # noqa: BLE001 - a file that cannot be shown is listed, the page goes on
             unshown.append(f"{entry.source}: cannot show ({type(exc).__name__}: {exc})")
