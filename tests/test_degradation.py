@@ -188,3 +188,27 @@ def test_elliptical_kernels_are_drawn_only_when_asked():
     assert not torch.equal(out.blurry, plain.blurry) and torch.isfinite(out.blurry).all()
     with pytest.raises(ValueError, match="aspect"):
         DegradationConfig(aspect=(0.0, 1.0))
+
+
+def test_a_resampled_image_keeps_its_softness_in_the_target():
+    """resample_probability 1: target and input are both the image shrunk and enlarged again; nothing finer than
+    the shrunk size survives in either, and the blur comes on top of that softness."""
+    sharp = torch.rand(2, 3, 60, 60, generator=torch.Generator().manual_seed(3))
+    quiet = dict(recipe="disk", max_radius=(0.0, 0.0), read_noise=(0.0, 0.0), shot_noise=(0.0, 0.0))
+    plain = Degradation(DegradationConfig(**quiet))(sharp, torch.Generator().manual_seed(4))
+    cfg = DegradationConfig(**quiet, resample_probability=1.0, resample=(3.0, 3.0))
+    out = Degradation(cfg)(sharp, torch.Generator().manual_seed(4))
+
+    def fine_share(x):  # share of the energy above a third of the band (what a 3x enlargement cannot hold)
+        spectrum = torch.fft.rfft2(x - x.mean(dim=(-2, -1), keepdim=True)).abs() ** 2
+        fy = torch.fft.fftfreq(x.shape[-2]).abs()[:, None]
+        fx = torch.fft.rfftfreq(x.shape[-1])[None, :]
+        return float(spectrum[..., torch.maximum(fy, fx) > 0.5 / 3 + 0.03].sum() / spectrum.sum())
+
+    assert fine_share(plain.sharp) > 0.8 and fine_share(out.sharp) < 0.06  # bicubic leaks a little
+    assert torch.allclose(out.blurry, out.sharp, atol=1 / 255)  # radius 0, no noise: the input is that target
+    # Off (the default), nothing is drawn for it: the batch is the one from before.
+    off = Degradation(DegradationConfig(**quiet, resample_probability=0.0))(sharp, torch.Generator().manual_seed(4))
+    assert torch.equal(off.blurry, plain.blurry)
+    with pytest.raises(ValueError, match="resample"):
+        DegradationConfig(resample=(0.5, 2.0))

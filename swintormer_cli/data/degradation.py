@@ -69,6 +69,13 @@ class DegradationConfig(DictConfig):
     aspect: Range = (0.5, 1.0)
     """Width over height of those ellipses."""
     supersample: int = 4
+    # -- resampled photos -----------------------------------------------------------------------------
+    resample_probability: float = 0.0
+    """Share of images shrunk and enlarged again (bicubic) by a factor in ``resample`` before the blur, target and
+    input alike (0: none, as before): an enlarged photo's softness is then part of what the restorer must keep,
+    and only the defocus on top of it is removed."""
+    resample: Range = (1.5, 3.0)
+    """The factors of those images."""
     # -- sensor and camera ---------------------------------------------------------------------------
     read_noise: Range = (0.0005, 0.008)
     shot_noise: Range = (0.0, 0.004)
@@ -98,6 +105,7 @@ class DegradationConfig(DictConfig):
             "chromatic",
             "gaussian",
             "aspect",
+            "resample",
             "read_noise",
             "shot_noise",
             "tone_gamma",
@@ -117,6 +125,10 @@ class DegradationConfig(DictConfig):
             raise ValueError("levels must be at least 2")
         if not 0.0 < self.aspect[0] <= self.aspect[1] <= 1.0 or not 0.0 <= self.aspect_probability <= 1.0:
             raise ValueError(f"aspect must lie in (0, 1] and its probability in [0, 1], got {self.aspect}")
+        if self.resample[0] < 1.0 or not 0.0 <= self.resample_probability <= 1.0:
+            raise ValueError(
+                f"resample factors must be at least 1 and their probability in [0, 1], got {self.resample}"
+            )
         if not 0.0 <= self.disk_fraction <= 1.0:
             raise ValueError(f"disk_fraction must be in [0, 1], got {self.disk_fraction}")
 
@@ -235,9 +247,26 @@ class Degradation:
         # A generator made for a bare "cuda" reports no index: it draws on the current GPU.
         if sharp.device.type != g.device.type or g.device.index not in (None, sharp.device.index):
             raise ValueError(f"images on {sharp.device} but the generator on {g.device}")
+        if cfg.resample_probability > 0:  # drawn only then, so that every recipe without it keeps its batches
+            sharp = self._resampled(sharp, g)
         if cfg.recipe == "lens" and cfg.disk_fraction > 0:
             return self._mixed(sharp, g)
         return self._degrade(sharp, g)
+
+    def _resampled(self, sharp: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """``sharp`` with a ``resample_probability`` share of its images shrunk by a factor in ``resample`` and
+        enlarged back to their size: the softness and ringing of an enlarged photo."""
+        n, _, h, w = sharp.shape
+        chosen = _bernoulli(n, self.config.resample_probability, g)
+        factors = _uniform(n, self.config.resample, g)
+        out = sharp.float().clone()
+        for i in chosen.nonzero().flatten().tolist():
+            k = float(factors[i])
+            small = F.interpolate(
+                out[i : i + 1], size=(max(1, round(h / k)), max(1, round(w / k))), mode="bicubic", antialias=True
+            )
+            out[i] = F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+        return out
 
     def _mixed(self, sharp: torch.Tensor, g: torch.Generator) -> DegradedImages:
         """Part of the batch with the disk recipe, the rest with the lens recipe, in their original order."""
