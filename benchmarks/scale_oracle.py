@@ -1,0 +1,126 @@
+"""How far a perfect blur map could take the default on real pairs: oracles over its fixed scales.
+
+    python benchmarks/scale_oracle.py --out benchmarks/results/scale-oracle [--data ../shared/data/eval/dpdd-dev]
+        [--scales 1,1.5,2,3,4] [--blocks 64,128]
+
+Each source is restored by the default model at each fixed scale and at ``auto``; every result is gain-compensated
+against the target, as ``eval --gain-compensate`` scores it. Then, knowing the target (which no method can):
+
+- per photo: the best scale for each photo;
+- per block: the best scale for each block of B x B pixels, as a map that is right everywhere would choose;
+  and the same with the input itself among the choices (leave a block as it was where every scale harms it);
+- auto without harm: ``auto``, with the blocks where the input scores better put back.
+
+If even the per-block oracle falls short of a target, the map is not what holds it back: the restorer is.
+It also tallies ``auto``'s gain per band of the map's radius (what the tool believes) over 64 px blocks.
+An analysis of the restorer and the map, never a method: it picks by the target. Writes OUT.md and OUT.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.blur_size import DATA, array, load  # noqa: E402
+from benchmarks.harness import cpu_name, markdown_table, save_results  # noqa: E402
+from swintormer_cli.evaluation.metrics import gain_compensate, psnr  # noqa: E402
+from swintormer_cli.inference import DeblurPipeline  # noqa: E402
+from swintormer_cli.io import list_images  # noqa: E402
+
+RADIUS_BANDS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, float("inf"))
+BAND_BLOCK = 64
+
+
+def block_errors(image: np.ndarray, target: np.ndarray, block: int) -> np.ndarray:
+    """Mean squared error of each block x block tile (edge tiles smaller): (rows, cols)."""
+    h, w = target.shape[:2]
+    err = ((image - target) ** 2).mean(axis=2)
+    rows, cols = -(-h // block), -(-w // block)
+    padded = np.full((rows * block, cols * block), np.nan)
+    padded[:h, :w] = err
+    return np.nanmean(padded.reshape(rows, block, cols, block), axis=(1, 3))
+
+
+def compose(candidates: list[np.ndarray], target: np.ndarray, block: int) -> np.ndarray:
+    """Each block taken from the candidate with the least error there."""
+    best = np.argmin(np.stack([block_errors(c, target, block) for c in candidates]), axis=0)
+    choice = np.kron(best, np.ones((block, block), dtype=int))[: target.shape[0], : target.shape[1]]
+    return np.take_along_axis(np.stack(candidates), choice[None, ..., None], axis=0)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=DATA / "dpdd-dev")
+    parser.add_argument("--scales", default="1,1.5,2,3,4")
+    parser.add_argument("--blocks", default="64,128")
+    args = parser.parse_args()
+    scales = [float(s) for s in args.scales.split(",")]
+    blocks = [int(b) for b in args.blocks.split(",")]
+    pipes = {"auto": DeblurPipeline.from_pretrained(device="cpu")}
+    pipes |= {f"{s:g}": DeblurPipeline.from_pretrained(device="cpu", scale=s) for s in scales}
+    fixed = [label for label in pipes if label != "auto"]
+    started = time.perf_counter()
+    rows, bands = [], np.zeros((len(RADIUS_BANDS) - 1, 3))  # blocks, input error, auto error
+    for source, target in zip(list_images(args.data / "source"), list_images(args.data / "target"), strict=True):
+        x, y = load(source), array(load(target))
+        inp = gain_compensate(array(x), y)
+        outs = {label: gain_compensate(array(pipe.restore(x)), y) for label, pipe in pipes.items()}
+        row = {"name": source.stem, "input": psnr(inp, y)} | {label: psnr(o, y) for label, o in outs.items()}
+        row["per photo"] = max(row[label] for label in outs)
+        for b in blocks:
+            row[f"per block {b}"] = psnr(compose([outs[k] for k in fixed], y, b), y)
+            row[f"per block {b} or input"] = psnr(compose([outs[k] for k in fixed] + [inp], y, b), y)
+        row["auto without harm"] = psnr(compose([outs["auto"], inp], y, BAND_BLOCK), y)
+        rows.append(row)
+        radius = block_medians(pipes["auto"].blur_map(x).numpy(), BAND_BLOCK)
+        e_in, e_auto = block_errors(inp, y, BAND_BLOCK), block_errors(outs["auto"], y, BAND_BLOCK)
+        band = np.searchsorted(RADIUS_BANDS, radius, side="right") - 1
+        for k in range(len(RADIUS_BANDS) - 1):
+            sel = band == k
+            bands[k] += (sel.sum(), e_in[sel].sum(), e_auto[sel].sum())
+        gains = {k: row[k] - row["input"] for k in ("auto", "per photo", f"per block {blocks[0]}")}
+        print(f"{source.stem}: " + ", ".join(f"{k} {v:+.2f}" for k, v in gains.items()), flush=True)
+    keys = [k for k in rows[0] if k not in ("name", "input")]
+    base = float(np.mean([r["input"] for r in rows]))
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    names = {label: f"scale {label}" for label in fixed} | {"auto": "auto (the default)"}
+    table = markdown_table(
+        ["restored", "gain-compensated PSNR", "gain"],
+        [[names.get(k, f"oracle: {k}"), f"{mean[k]:.2f}", f"{mean[k] - base:+.2f}"] for k in keys],
+    )
+    band_rows = [
+        [f"{RADIUS_BANDS[k]:g}-{RADIUS_BANDS[k + 1]:g}", int(n), f"{10 * np.log10(ei / ea):+.2f}"]
+        for k, (n, ei, ea) in enumerate(bands)
+        if n
+    ]
+    text = (
+        f"{args.data.name} ({len(rows)} photos), the default model, gain-compensated; input {base:.2f} dB; "
+        f"{cpu_name()}\n\n"
+        + table
+        + f"\n\n`auto`'s gain per band of the map's median radius over {BAND_BLOCK} px blocks:\n\n"
+        + markdown_table(["map radius (px)", "blocks", "gain (dB)"], band_rows)
+        + "\n"
+    )
+    print(text)
+    save_results(args.out, text, {"rows": rows, "mean": mean, "input": base, "bands": bands.tolist(),
+                                  "seconds": time.perf_counter() - started})  # fmt: skip
+
+
+def block_medians(values: np.ndarray, block: int) -> np.ndarray:
+    h, w = values.shape
+    rows, cols = -(-h // block), -(-w // block)
+    padded = np.full((rows * block, cols * block), np.nan)
+    padded[:h, :w] = values
+    return np.nanmedian(padded.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1), axis=2)
+
+
+if __name__ == "__main__":
+    main()
