@@ -290,36 +290,26 @@ def evaluate(
     pipelines: dict[int, object] = {}
     folders = [None if save_images is None else image_folder(save_images, s.slug, len(settings)) for s in settings]
     progress = _Progress(len(eval_set.items) * max(1, len(model_rows)), on_image)
-    shares = []
     for i, item in enumerate(eval_set.items):
         sources, target = _read_pair(eval_set, i)
         radius = in_focus.blur_map(sources[0]) if in_focus is not None else None
         mask = None if radius is None else (radius <= in_focus.largest_radius).numpy()
-        extra = {} if mask is None else {"scored_fraction": float(mask.mean())}
-        shares += [] if mask is None else [float(mask.mean())]
-        input_row.images.append({"name": item.name, **metric(_input_view(sources), target, mask=mask), **extra})
-        for name, folder in eval_set.references.items():
-            ref = load_pixels(folder / item.target.name, eval_set.bits)
-            ref_rows[name].images.append({"name": item.name, **metric(ref, target, mask=mask)})
+        image = _Scored(item.name, sources, target, mask)
+        _score_input_and_references(eval_set, item, image, metric, input_row, ref_rows)
         for k, (row, setting) in enumerate(zip(model_rows, settings, strict=True)):
             if k not in pipelines:
                 pipelines[k] = make_pipeline(setting)
             pipe = pipelines[k]
             # The map is the estimator's: a pipeline with another estimator makes its own.
             shared = radius if in_focus is not None and pipe.estimator is in_focus.pipeline.estimator else None
-            start = time.perf_counter()
             prior_map = prior_maps(i) if prior_maps is not None else None
-            restored = pipe(np.concatenate(sources, axis=2), prior_map=prior_map, radius=shared)
-            row.seconds += time.perf_counter() - start
-            row.images.append({"name": item.name, **metric(restored, target, mask=mask)})
-            if folders[k] is not None:
-                write_image(folders[k] / f"{item.name}.png", to_pixels(restored, eval_set.bits))
+            _restore_and_score(row, pipe, image, metric, prior_map, shared, folders[k], eval_set.bits)
             progress(item.name)
     rows = [input_row, *model_rows, *ref_rows.values()]
     _summarise(rows, groups)
     notes = [eval_set.note] if eval_set.note else []
     if in_focus is not None:
-        share = np.mean(shares) if shares else 0.0
+        share = np.mean([im["scored_fraction"] for im in input_row.images]) if input_row.images else 0.0
         notes.append(f"scored only {in_focus.note}: {100 * share:.1f} % of the pixels")
     if lpips_metric is not None and not lpips_metric.available and in_focus is None:
         notes.append(lpips_metric.reason)
@@ -335,6 +325,35 @@ def evaluate(
     if in_focus is not None:
         run["region"] = in_focus.note
     return EvalReport(dataset, model_info or {}, run, rows, notes)
+
+
+@dataclass
+class _Scored:
+    """One image of the set as every row scores it: its pixels and the region scored (None: all of it)."""
+
+    name: str
+    sources: list[np.ndarray]
+    target: np.ndarray
+    mask: np.ndarray | None
+
+
+def _score_input_and_references(eval_set: EvalSet, item, image: _Scored, metric, input_row, ref_rows) -> None:
+    extra = {} if image.mask is None else {"scored_fraction": float(image.mask.mean())}
+    scores = metric(_input_view(image.sources), image.target, mask=image.mask)
+    input_row.images.append({"name": image.name, **scores, **extra})
+    for name, folder in eval_set.references.items():
+        ref = load_pixels(folder / item.target.name, eval_set.bits)
+        ref_rows[name].images.append({"name": image.name, **metric(ref, image.target, mask=image.mask)})
+
+
+def _restore_and_score(row, pipe, image: _Scored, metric, prior_map, radius, folder: Path | None, bits: int) -> None:
+    """``image`` restored with one setting's pipeline, timed, scored into ``row`` (and written into ``folder``)."""
+    start = time.perf_counter()
+    restored = pipe(np.concatenate(image.sources, axis=2), prior_map=prior_map, radius=radius)
+    row.seconds += time.perf_counter() - start
+    row.images.append({"name": image.name, **metric(restored, image.target, mask=image.mask)})
+    if folder is not None:
+        write_image(folder / f"{image.name}.png", to_pixels(restored, bits))
 
 
 class _Progress:
