@@ -12,7 +12,9 @@ against the target, as ``eval --gain-compensate`` scores it. Then, knowing the t
 - auto without harm: ``auto``, with the blocks where the input scores better put back.
 
 If even the per-block oracle falls short of a target, the map is not what holds it back: the restorer is.
-It also tallies ``auto``'s gain per band of the map's radius (what the tool believes) over 64 px blocks.
+It also tallies, per band of the map's radius (what the tool believes) over 64 px blocks, the gain of ``auto``,
+of each fixed scale and of the best scale per block: whether ``auto`` picks the right scale for each band on
+average, and how much of the oracle lies in block-to-block choices no band-wise rule can make.
 An analysis of the restorer and the map, never a method: it picks by the target. Writes OUT.md and OUT.json.
 """
 
@@ -68,7 +70,9 @@ def main() -> None:
     pipes |= {f"{s:g}": DeblurPipeline.from_pretrained(device="cpu", scale=s) for s in scales}
     fixed = [label for label in pipes if label != "auto"]
     started = time.perf_counter()
-    rows, bands = [], np.zeros((len(RADIUS_BANDS) - 1, 3))  # blocks, input error, auto error
+    columns = ["input", *pipes, "best"]
+    rows, counts = [], np.zeros(len(RADIUS_BANDS) - 1)
+    errors = np.zeros((len(RADIUS_BANDS) - 1, len(columns)))  # summed block errors per band and column
     for source, target in zip(list_images(args.data / "source"), list_images(args.data / "target"), strict=True):
         x, y = load(source), array(load(target))
         inp = gain_compensate(array(x), y)
@@ -81,11 +85,13 @@ def main() -> None:
         row["auto without harm"] = psnr(compose([outs["auto"], inp], y, BAND_BLOCK), y)
         rows.append(row)
         radius = block_medians(pipes["auto"].blur_map(x).numpy(), BAND_BLOCK)
-        e_in, e_auto = block_errors(inp, y, BAND_BLOCK), block_errors(outs["auto"], y, BAND_BLOCK)
+        err = {"input": block_errors(inp, y, BAND_BLOCK)} | {k: block_errors(o, y, BAND_BLOCK) for k, o in outs.items()}
+        err["best"] = np.min(np.stack([err[k] for k in fixed]), axis=0)
         band = np.searchsorted(RADIUS_BANDS, radius, side="right") - 1
         for k in range(len(RADIUS_BANDS) - 1):
             sel = band == k
-            bands[k] += (sel.sum(), e_in[sel].sum(), e_auto[sel].sum())
+            counts[k] += sel.sum()
+            errors[k] += [err[c][sel].sum() for c in columns]
         gains = {k: row[k] - row["input"] for k in ("auto", "per photo", f"per block {blocks[0]}")}
         print(f"{source.stem}: " + ", ".join(f"{k} {v:+.2f}" for k, v in gains.items()), flush=True)
     keys = [k for k in rows[0] if k not in ("name", "input")]
@@ -97,20 +103,24 @@ def main() -> None:
         [[names.get(k, f"oracle: {k}"), f"{mean[k]:.2f}", f"{mean[k] - base:+.2f}"] for k in keys],
     )
     band_rows = [
-        [f"{RADIUS_BANDS[k]:g}-{RADIUS_BANDS[k + 1]:g}", int(n), f"{10 * np.log10(ei / ea):+.2f}"]
-        for k, (n, ei, ea) in enumerate(bands)
-        if n
+        [f"{RADIUS_BANDS[k]:g}-{RADIUS_BANDS[k + 1]:g}", int(counts[k])]
+        + [f"{10 * np.log10(errors[k][0] / e):+.2f}" for e in errors[k][1:]]
+        for k in range(len(RADIUS_BANDS) - 1)
+        if counts[k]
     ]
+    band_header = ["map radius (px)", "blocks", *(names[c] for c in pipes), "best scale per block (oracle)"]
     text = (
         f"{args.data.name} ({len(rows)} photos), the default model, gain-compensated; input {base:.2f} dB; "
         f"{cpu_name()}\n\n"
         + table
-        + f"\n\n`auto`'s gain per band of the map's median radius over {BAND_BLOCK} px blocks:\n\n"
-        + markdown_table(["map radius (px)", "blocks", "gain (dB)"], band_rows)
+        + f"\n\nGain (dB) per band of the map's median radius over {BAND_BLOCK} px blocks:\n\n"
+        + markdown_table(band_header, band_rows)
         + "\n"
     )
     print(text)
-    save_results(args.out, text, {"rows": rows, "mean": mean, "input": base, "bands": bands.tolist(),
+    bands = {"edges": [b if np.isfinite(b) else None for b in RADIUS_BANDS], "blocks": counts.tolist(),
+             "columns": columns, "errors": errors.tolist()}  # fmt: skip
+    save_results(args.out, text, {"rows": rows, "mean": mean, "input": base, "bands": bands,
                                   "seconds": time.perf_counter() - started})  # fmt: skip
 
 
