@@ -250,8 +250,9 @@ def deblur_file(
     ``right``: for a dual-pixel model, the right view's file, or a folder holding it under the input's name (the
     input is the left view); the output takes the left view's depth and metadata. ``save_blur_map``: also write the
     pipeline's blur map of the input beside the output (``blur_maps.write_blur_map``), before it, so an output
-    that exists always has its map. ``on_written(input, output)``: called with both images (HxWx3 floats in [0, 1])
-    once the output is written, e.g. to make previews without reading the files back; its errors are its own."""
+    that exists always has its map. ``on_written(input, output)``: called with both images' pixels (HxWx3, uint8 or
+    uint16, as read and as written) once the output is written, e.g. to make previews without reading the files
+    back; its errors are its own."""
     start = time.perf_counter()
     notes: list[str] = []
     try:
@@ -271,9 +272,10 @@ def deblur_file(
             write_blur_map(job.output, radius.numpy())
         restored = pipeline(pixels, progress=tile_progress, radius=radius)
         notes += image.notes
+        written = to_pixels(np.asarray(restored), image.bit_depth)
         notes += write_image(
             job.output,
-            to_pixels(np.asarray(restored), image.bit_depth),
+            written,
             like=image,
             quality=quality,
             strip_metadata=strip_metadata,
@@ -291,5 +293,5 @@ def deblur_file(
         return Outcome(job, "failed", f"{job.source}: {reason}", error=exc)
     seconds = time.perf_counter() - start
     if on_written is not None:
-        on_written(pixels[..., :3], np.asarray(restored))
+        on_written(image.pixels, written)
     return Outcome(job, "done", "", seconds, image.width * image.height / 1e6, notes)
