@@ -96,13 +96,13 @@ def write_preview(pixels: np.ndarray, path: Path) -> Path:
     """A downscaled JPEG of HxWx3 (uint8, uint16 or float in [0, 1]) pixels, written atomically."""
     from PIL import Image
 
-    from .io import atomic_write_bytes
+    from .io import atomic_write_bytes, to_pixels
 
     array = np.asarray(pixels)
     if array.dtype == np.uint16:
         array = (array.astype(np.uint32) * 255 // 65535).astype(np.uint8)
     elif array.dtype != np.uint8:
-        array = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+        array = to_pixels(array, 8)
     im = Image.fromarray(np.ascontiguousarray(array[..., :3]))
     im.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.LANCZOS)
     import io as _io
