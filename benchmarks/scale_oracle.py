@@ -40,21 +40,26 @@ RADIUS_BANDS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, float("inf"))
 BAND_BLOCK = 64
 
 
-def block_errors(image: np.ndarray, target: np.ndarray, block: int) -> np.ndarray:
-    """Mean squared error of each block x block tile (edge tiles smaller): (rows, cols)."""
-    h, w = target.shape[:2]
-    err = ((image - target) ** 2).mean(axis=2)
+def blocks_of(values: np.ndarray, block: int) -> np.ndarray:
+    """(H, W) -> (rows, cols, block * block): the values of each block x block tile, NaN past the image's edge."""
+    h, w = values.shape
     rows, cols = -(-h // block), -(-w // block)
     padded = np.full((rows * block, cols * block), np.nan)
-    padded[:h, :w] = err
-    return np.nanmean(padded.reshape(rows, block, cols, block), axis=(1, 3))
+    padded[:h, :w] = values
+    return padded.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
 
 
-def compose(candidates: list[np.ndarray], target: np.ndarray, block: int) -> np.ndarray:
-    """Each block taken from the candidate with the least error there."""
-    best = np.argmin(np.stack([block_errors(c, target, block) for c in candidates]), axis=0)
-    choice = np.kron(best, np.ones((block, block), dtype=int))[: target.shape[0], : target.shape[1]]
-    return np.take_along_axis(np.stack(candidates), choice[None, ..., None], axis=0)[0]
+def block_errors(image: np.ndarray, target: np.ndarray, block: int) -> np.ndarray:
+    """Mean squared error of each block x block tile (edge tiles smaller): (rows, cols)."""
+    return np.nanmean(blocks_of(((image - target) ** 2).mean(axis=2), block), axis=2)
+
+
+def compose(labels: list[str], images: dict, errors: dict, block: int) -> np.ndarray:
+    """Each block taken from the image (of ``labels``) with the least error there (``errors``: ``block_errors``)."""
+    best = np.argmin(np.stack([errors[k] for k in labels]), axis=0)
+    h, w = images[labels[0]].shape[:2]
+    choice = np.kron(best, np.ones((block, block), dtype=int))[:h, :w]
+    return np.take_along_axis(np.stack([images[k] for k in labels]), choice[None, ..., None], axis=0)[0]
 
 
 def main() -> None:
@@ -79,14 +84,15 @@ def main() -> None:
         outs = {label: gain_compensate(array(pipe.restore(x)), y) for label, pipe in pipes.items()}
         row = {"name": source.stem, "input": psnr(inp, y)} | {label: psnr(o, y) for label, o in outs.items()}
         row["per photo"] = max(row[label] for label in outs)
+        images = {"input": inp} | outs
+        errs = {b: {k: block_errors(o, y, b) for k, o in images.items()} for b in {*blocks, BAND_BLOCK}}
         for b in blocks:
-            row[f"per block {b}"] = psnr(compose([outs[k] for k in fixed], y, b), y)
-            row[f"per block {b} or input"] = psnr(compose([outs[k] for k in fixed] + [inp], y, b), y)
-        row["auto without harm"] = psnr(compose([outs["auto"], inp], y, BAND_BLOCK), y)
+            row[f"per block {b}"] = psnr(compose(fixed, images, errs[b], b), y)
+            row[f"per block {b} or input"] = psnr(compose([*fixed, "input"], images, errs[b], b), y)
+        row["auto without harm"] = psnr(compose(["auto", "input"], images, errs[BAND_BLOCK], BAND_BLOCK), y)
         rows.append(row)
-        radius = block_medians(pipes["auto"].blur_map(x).numpy(), BAND_BLOCK)
-        err = {"input": block_errors(inp, y, BAND_BLOCK)} | {k: block_errors(o, y, BAND_BLOCK) for k, o in outs.items()}
-        err["best"] = np.min(np.stack([err[k] for k in fixed]), axis=0)
+        radius = np.nanmedian(blocks_of(pipes["auto"].blur_map(x).numpy(), BAND_BLOCK), axis=2)
+        err = errs[BAND_BLOCK] | {"best": np.min(np.stack([errs[BAND_BLOCK][k] for k in fixed]), axis=0)}
         band = np.searchsorted(RADIUS_BANDS, radius, side="right") - 1
         for k in range(len(RADIUS_BANDS) - 1):
             sel = band == k
@@ -122,14 +128,6 @@ def main() -> None:
              "columns": columns, "errors": errors.tolist()}  # fmt: skip
     save_results(args.out, text, {"rows": rows, "mean": mean, "input": base, "bands": bands,
                                   "seconds": time.perf_counter() - started})  # fmt: skip
-
-
-def block_medians(values: np.ndarray, block: int) -> np.ndarray:
-    h, w = values.shape
-    rows, cols = -(-h // block), -(-w // block)
-    padded = np.full((rows * block, cols * block), np.nan)
-    padded[:h, :w] = values
-    return np.nanmedian(padded.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1), axis=2)
 
 
 if __name__ == "__main__":

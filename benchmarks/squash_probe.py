@@ -17,21 +17,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.blur_size import DATA, load  # noqa: E402
+from benchmarks.blur_size import DATA, array, load  # noqa: E402
 from benchmarks.harness import cpu_name, markdown_table, save_results  # noqa: E402
 from swintormer_cli.evaluation.metrics import gain_compensated_psnr  # noqa: E402
 from swintormer_cli.inference import DeblurPipeline  # noqa: E402
 from swintormer_cli.inference.scales import resize  # noqa: E402
 from swintormer_cli.io import list_images  # noqa: E402
-
-
-def array(x: torch.Tensor) -> np.ndarray:
-    return x.permute(1, 2, 0).numpy()
 
 
 def main() -> None:
