@@ -203,6 +203,18 @@ def test_the_array_interface_takes_a_blur_map():
     assert pipe.describe()["scale"] == "auto"
 
 
+def test_the_blur_map_takes_an_array_as_the_pipeline_does():
+    torch.manual_seed(0)
+    estimator = BlurEstimator(BlurEstimatorConfig(width=8, dilations=(1, 2)))
+    pipe = DeblurPipeline(tiny_model()[0], window=32, device="cpu", precision="fp32", estimator=estimator)
+    pixels = gradient_image(40, 48)  # uint8, HxWx3
+    from_tensor = pipe.blur_map(torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1))
+    torch.testing.assert_close(pipe.blur_map(pixels), from_tensor)
+    torch.testing.assert_close(pipe.blur_map(pixels.astype(np.float32) / 255), from_tensor)
+    with pytest.raises(ValueError, match="HxWxC"):
+        pipe.blur_map(pixels[..., 0])
+
+
 @pytest.mark.parametrize(
     "field, value, match",
     [("scale", 0.5, "scale must be auto or a number from 1 to 16"), ("scale", 17.0, "from 1 to 16"),

@@ -233,10 +233,7 @@ class InFocus:
         return f"the pixels whose estimated blur is at most {self.largest_radius:g} px"
 
     def blur_map(self, source: np.ndarray):
-        import torch
-
-        image = torch.from_numpy(np.ascontiguousarray(source[..., :3], dtype=np.float32)).permute(2, 0, 1)
-        return self.pipeline.blur_map(image)
+        return self.pipeline.blur_map(source)
 
 
 def _input_view(sources: list[np.ndarray]) -> np.ndarray:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..blur_maps import write_blur_map
 from ..io import (
@@ -268,7 +267,7 @@ def deblur_file(
             pixels = np.concatenate([pixels, _right_view(job.source, right, image)], axis=2)
         radius = None
         if save_blur_map:
-            radius = pipeline.blur_map(torch.from_numpy(np.ascontiguousarray(pixels[..., :3])).permute(2, 0, 1))
+            radius = pipeline.blur_map(pixels)
             write_blur_map(job.output, radius.numpy())
         restored = pipeline(pixels, progress=tile_progress, radius=radius)
         notes += image.notes

@@ -39,6 +39,13 @@ MAX_BATCH = {"cpu": 8}
 MAX_BATCH_DEFAULT = 64
 
 
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """An HxWxC array (uint8, uint16 or float in [0, 1]) as a (C, H, W) float32 tensor in [0, 1]."""
+    if array.ndim != 3:
+        raise ValueError(f"expected an HxWxC image, got shape {array.shape}")
+    return torch.from_numpy(array.astype(np.float32) / pixel_peak(array.dtype)).permute(2, 0, 1)
+
+
 class DeblurPipeline:
     """Restore whole images of any size with a Swintormer (and its prior), tile by tile.
 
@@ -149,12 +156,14 @@ class DeblurPipeline:
             return f"{s.scale:g}"
         return "auto" if self.estimator is not None else "1"
 
-    def blur_map(self, image: torch.Tensor) -> torch.Tensor:
-        """The estimated defocus radius of each pixel of a (C, H, W) image in [0, 1], in its pixels: (H, W).
-        Needs a blur estimator (``from_pretrained`` loads the registered one)."""
+    def blur_map(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The estimated defocus radius of each pixel of an image, in its pixels: (H, W). The image as ``__call__``
+        takes it: a (C, H, W) tensor in [0, 1] or an HxWxC array. Needs a blur estimator (``from_pretrained`` loads
+        the registered one)."""
         if self.estimator is None:
             raise ValueError("this pipeline has no blur estimator")
-        return blur_map(self.estimator, image, device=self.device)
+        x = image if isinstance(image, torch.Tensor) else _tensor(np.asarray(image))
+        return blur_map(self.estimator, x, device=self.device)
 
     def scales_for(
         self, image: torch.Tensor, radius: torch.Tensor | None = None
@@ -182,11 +191,8 @@ class DeblurPipeline:
         if isinstance(image, torch.Tensor):
             return self.restore(image, progress, prior_map, radius)
         array = np.asarray(image)
-        if array.ndim != 3:
-            raise ValueError(f"expected an HxWxC image, got shape {array.shape}")
         scale = pixel_peak(array.dtype)  # 1 for floats: already in [0, 1]
-        x = torch.from_numpy(array.astype(np.float32) / scale).permute(2, 0, 1)
-        y = self.restore(x, progress, prior_map, radius).permute(1, 2, 0).numpy()
+        y = self.restore(_tensor(array), progress, prior_map, radius).permute(1, 2, 0).numpy()
         if scale == 1.0:
             return y.astype(array.dtype if np.issubdtype(array.dtype, np.floating) else np.float32)
         return np.round(y * scale).astype(array.dtype)
