@@ -232,9 +232,6 @@ class InFocus:
     def note(self) -> str:
         return f"the pixels whose estimated blur is at most {self.largest_radius:g} px"
 
-    def blur_map(self, source: np.ndarray):
-        return self.pipeline.blur_map(source)
-
 
 def _input_view(sources: list[np.ndarray]) -> np.ndarray:
     # The blurry "input" of a dual-pixel pair is the mean of its two views (the centre view, in effect).
@@ -289,7 +286,7 @@ def evaluate(
     progress = _Progress(len(eval_set.items) * max(1, len(model_rows)), on_image)
     for i, item in enumerate(eval_set.items):
         sources, target = _read_pair(eval_set, i)
-        radius = in_focus.blur_map(sources[0]) if in_focus is not None else None
+        radius = in_focus.pipeline.blur_map(sources[0]) if in_focus is not None else None
         mask = None if radius is None else (radius <= in_focus.largest_radius).numpy()
         image = _Scored(item.name, sources, target, mask)
         _score_input_and_references(eval_set, item, image, metric, input_row, ref_rows)
